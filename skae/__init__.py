@@ -1,0 +1,8 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""skae: scikit-learn compatible autoencoders with a PyTorch core."""
+
+from skae._autoencoder import AutoencoderTransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["AutoencoderTransformer", "__version__"]

@@ -1,0 +1,657 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The scikit-learn face: parameters, validation, fitted attributes, tags."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import nn
+
+from skae._data import map_batches, resolve_device, to_tensor
+from skae._networks import (
+    ACTIVATIONS,
+    Autoencoder,
+    Standardize,
+    Unstandardize,
+    build_dense_autoencoder,
+)
+from skae._training import SOLVERS, TrainingConfig, train
+
+FLOAT_DTYPES = [np.float64, np.float32]
+# Parameters that fix the network's shape; warm_start cannot change them.
+ARCHITECTURE_PARAMS = (
+    "n_components",
+    "hidden_layer_sizes",
+    "activation",
+    "dropout",
+    "batch_norm",
+)
+
+
+class AutoencoderTransformer(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Autoencoder dimensionality reduction, a non-linear drop-in for PCA.
+
+    A neural network learns an encoder that maps each sample to
+    ``n_components`` numbers (its code) and a decoder that maps codes back to
+    the input space, trained to minimise the squared reconstruction error.
+    ``transform`` returns codes, ``inverse_transform`` reconstructions.
+
+    Like :class:`~sklearn.decomposition.PCA`, it works on raw features: ``fit``
+    centres each feature and divides all of them by one common scale (so the
+    training loss is the reconstruction error in input units, up to a
+    constant), and ``inverse_transform`` undoes both. Put a
+    :class:`~sklearn.preprocessing.StandardScaler` in front, as with PCA, when
+    features in different units should count equally.
+
+    The network is a PyTorch model: dense layers of ``hidden_layer_sizes``
+    widths, a linear code layer, and a decoder that mirrors the encoder. It is
+    computed in float32; outputs have the dtype of the input.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code: the number of features ``transform`` returns.
+
+    hidden_layer_sizes : array-like of int, default=(256, 128)
+        Widths of the encoder's hidden layers, from the input side. The decoder
+        uses them in reverse. An empty tuple gives a linear autoencoder, which
+        learns the same subspace as PCA.
+
+    activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu'}, default='relu'
+        Activation after each hidden layer.
+
+    solver : {'adam', 'adamw', 'sgd'}, default='adam'
+        Optimiser. 'sgd' uses Nesterov momentum 0.9, as MLPRegressor does.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights, passed to the optimiser as
+        weight decay (decoupled from the gradient for 'adamw').
+
+    batch_size : int or 'auto', default='auto'
+        Samples per training step. 'auto' uses ``min(256, n_samples)``.
+
+    learning_rate_init : float, default=1e-3
+        Step size of the optimiser.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+
+    tol : float, default=1e-4
+        Training stops once the monitored loss has not improved by at least
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The loss
+        is measured on the standardised data, so ``tol`` is relative to the
+        data's total variance.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, monitor the
+        reconstruction error on it instead of the training loss, and keep the
+        weights of the best validation epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` tolerated before stopping.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer during training.
+
+    batch_norm : bool, default=False
+        Batch normalisation after each hidden linear layer.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and the validation
+        split. Pass an int for results that are identical, bit for bit, from
+        one call to the next on CPU. Fitting never changes torch's global
+        random state.
+
+    verbose : bool, default=False
+        Print the training (and validation) loss after each epoch.
+
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current weights
+        instead of starting afresh.
+
+    device : str or torch.device, default='auto'
+        Where the network trains and runs: 'auto' (CUDA when present, else
+        CPU), 'cpu', 'cuda' or 'cuda:<index>'. Fitted modules are kept on the
+        CPU, so a fitted model pickles and loads anywhere.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        Trained encoder, from input units to codes (standardisation included).
+
+    decoder_ : torch.nn.Module
+        Trained decoder, from codes back to input units.
+
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature mean of the training data, removed before encoding.
+
+    scale_ : float
+        Common scale the centred data are divided by: the root mean square of
+        the centred training data (1.0 if that is zero).
+
+    loss_curve_ : list of float
+        Training loss of each epoch, in squared input units.
+
+    best_loss_ : float or None
+        Lowest training loss reached; None when ``early_stopping=True``.
+
+    validation_scores_ : list of float or None
+        Score (negative mean squared reconstruction error) on the held-out
+        data after each epoch; None unless ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None unless ``early_stopping=True``.
+
+    n_iter_ : int
+        Number of epochs trained, including earlier calls under ``warm_start``
+        or ``partial_fit``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear dimensionality reduction.
+    sklearn.neural_network.MLPRegressor : Where the training parameters' names
+        come from.
+
+    Notes
+    -----
+    Training follows MLPRegressor's conventions: ``max_iter`` counts epochs,
+    ``tol`` and ``n_iter_no_change`` stop training, and a
+    :class:`~sklearn.exceptions.ConvergenceWarning` is raised when
+    ``max_iter`` is reached first. A loss that becomes NaN or infinite stops
+    training with a ``ValueError``; a failed ``fit`` leaves an already fitted
+    model exactly as it was.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=8, max_iter=5, random_state=0)
+    >>> codes = ae.fit_transform(X)
+    >>> codes.shape
+    (1797, 8)
+    >>> ae.inverse_transform(codes).shape
+    (1797, 64)
+    >>> ae.get_feature_names_out()[:2]
+    array(['autoencodertransformer0', 'autoencodertransformer1'], dtype=object)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+    }
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        hidden_layer_sizes: tuple[int, ...] = (256, 128),
+        activation: str = "relu",
+        solver: str = "adam",
+        alpha: float = 0.0,
+        batch_size: int | str = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+        warm_start: bool = False,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: npt.ArrayLike, y: object = None) -> AutoencoderTransformer:
+        """Fit the autoencoder to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : AutoencoderTransformer
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "encoder_")
+        with self._unchanged_on_failure():
+            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            self._train(X, continuing=continuing, incremental=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: npt.ArrayLike, y: object = None) -> AutoencoderTransformer:
+        """Train for one epoch on X, continuing from the current weights.
+
+        The first call fits the input standardisation on X and builds the
+        network; later calls keep both and resume the optimiser's state, so a
+        data set too large for memory can be streamed in chunks, as with
+        :class:`~sklearn.decomposition.IncrementalPCA`. Early stopping does not
+        apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : AutoencoderTransformer
+            The updated estimator.
+        """
+        continuing = hasattr(self, "encoder_")
+        with self._unchanged_on_failure():
+            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            self._train(X, continuing=continuing, incremental=True)
+        return self
+
+    def transform(self, X: npt.ArrayLike) -> np.ndarray:
+        """Encode X into codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Codes, with the dtype of X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+        return self._map(self.encoder_, X, self._n_features_out)
+
+    def inverse_transform(self, X: npt.ArrayLike) -> np.ndarray:
+        """Decode codes back into the input space, in the input's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructions, with the dtype of the codes.
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=FLOAT_DTYPES)
+        if X.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"inverse_transform expects {self._n_features_out} columns "
+                f"(n_components={self._n_features_out}), got {X.shape[1]}."
+            )
+        return self._map(self.decoder_, X, self.n_features_in_)
+
+    def score_samples(self, X: npt.ArrayLike) -> np.ndarray:
+        """Negative mean squared reconstruction error of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
+            squared input units; higher is better.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+
+        def squared_errors(encoder: nn.Module, decoder: nn.Module) -> Any:
+            return lambda x: torch.mean(
+                (decoder(encoder(x)) - x) ** 2, dim=1, keepdim=True
+            )
+
+        device = resolve_device(self.device)
+        encoder, decoder = (
+            _for_inference(module, device, X.dtype)
+            for module in (self.encoder_, self.decoder_)
+        )
+        errors = map_batches(
+            squared_errors(encoder, decoder), X, 1, device=device, dtype=X.dtype
+        )
+        return -errors.ravel().astype(np.float64)
+
+    def score(self, X: npt.ArrayLike, y: object = None) -> float:
+        """Negative mean squared reconstruction error of X; higher is better.
+
+        This lets :class:`~sklearn.model_selection.GridSearchCV` tune the
+        autoencoder without labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self) -> Any:
+        """Declare that transform keeps float32 and float64 inputs' dtype."""
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # -- training ---------------------------------------------------------------
+
+    def _train(self, X: np.ndarray, *, continuing: bool, incremental: bool) -> None:
+        """Train on validated X and, only when that succeeds, set fitted attributes."""
+        if continuing:
+            self._check_same_architecture()
+        n_samples = X.shape[0]
+        if self.batch_norm and n_samples < 2:
+            raise ValueError(
+                f"batch_norm=True needs at least 2 samples per fit, got "
+                f"n_samples={n_samples}; add data or set batch_norm=False."
+            )
+        rng = check_random_state(self.random_state)
+        n_iter_before = self.n_iter_ if continuing else 0
+        # Later warm-start or partial_fit calls shuffle differently from the first.
+        seed = (int(rng.randint(np.iinfo(np.int32).max)) + n_iter_before) % 2**31
+        device = resolve_device(self.device)
+        if continuing:
+            mean, scale = self.mean_, self.scale_
+        else:
+            mean, scale = _standardization(X)
+        train_rows, valid_rows = self._split_validation(n_samples, rng, incremental)
+        config = self._training_config(n_samples, scale, incremental)
+        cuda_devices = [device.index or 0] if device.type == "cuda" else []
+
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            generator = torch.Generator(device).manual_seed(seed)
+            if continuing:
+                # Train a copy, so that a failure leaves the fitted network intact.
+                network = copy.deepcopy(self._network).to(device)
+            else:
+                network = self._build_network(X.shape[1]).to(device)
+            standardize = Standardize(*_as_tensors(mean, scale)).to(device)
+            with torch.no_grad():
+                X_network = standardize(to_tensor(X, device))
+            X_train = X_network if train_rows is None else X_network[train_rows]
+            X_valid = None if valid_rows is None else X_network[valid_rows]
+            del X_network
+            result = train(
+                network,
+                X_train,
+                X_valid,
+                config=config,
+                generator=generator,
+                optimizer_state=self._optimizer_state
+                if incremental and continuing
+                else None,
+            )
+        network.cpu()
+
+        # All fitted attributes in one block, after training succeeded.
+        loss_curve = (
+            [*self.loss_curve_, *result.train_losses]
+            if continuing
+            else result.train_losses
+        )
+        self._network = network
+        self._optimizer_state = _state_to_cpu(result.optimizer_state)
+        self._architecture = self._architecture_params()
+        self._n_features_out = self.n_components
+        self.mean_, self.scale_ = mean, scale
+        self.encoder_ = nn.Sequential(
+            Standardize(*_as_tensors(mean, scale)), network.encoder
+        ).eval()
+        self.decoder_ = nn.Sequential(
+            network.decoder, Unstandardize(*_as_tensors(mean, scale))
+        ).eval()
+        self.loss_curve_ = loss_curve
+        self.n_iter_ = n_iter_before + len(result.train_losses)
+        if X_valid is not None:
+            previous = (
+                self.validation_scores_
+                if continuing and self.validation_scores_
+                else []
+            )
+            self.validation_scores_ = [
+                *previous,
+                *(-loss for loss in result.valid_losses),
+            ]
+            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min(loss_curve)
+        if not incremental and not result.stopped_early:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _build_network(self, n_features: int) -> Autoencoder:
+        return build_dense_autoencoder(
+            n_features,
+            self.n_components,
+            self._hidden_layer_sizes(),
+            activation=self.activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+        )
+
+    def _hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
+        if sizes.ndim != 1 or not all(
+            isinstance(size, Integral) and not isinstance(size, bool) and size > 0
+            for size in sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive ints, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _training_config(
+        self, n_samples: int, scale: float, incremental: bool
+    ) -> TrainingConfig:
+        batch_size = (
+            min(256, n_samples) if self.batch_size == "auto" else self.batch_size
+        )
+        return TrainingConfig(
+            solver=self.solver,
+            learning_rate_init=self.learning_rate_init,
+            alpha=self.alpha,
+            batch_size=batch_size,
+            max_iter=1 if incremental else self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=bool(self.verbose),
+            loss_scale=scale**2,
+        )
+
+    def _split_validation(
+        self, n_samples: int, rng: np.random.RandomState, incremental: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Row indices of the training and validation parts (None: no split)."""
+        if incremental or not self.early_stopping:
+            return None, None
+        n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        if n_valid < 1 or n_samples - n_valid < 1:
+            raise ValueError(
+                f"early_stopping=True cannot split n_samples={n_samples} with "
+                f"validation_fraction={self.validation_fraction}; add data, change "
+                "validation_fraction or set early_stopping=False."
+            )
+        order = torch.from_numpy(rng.permutation(n_samples))
+        return order[n_valid:], order[:n_valid]
+
+    def _architecture_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        return {name: copy.deepcopy(params[name]) for name in ARCHITECTURE_PARAMS}
+
+    def _check_same_architecture(self) -> None:
+        changed = {
+            name: value
+            for name, value in self._architecture_params().items()
+            if np.asarray(value, dtype=object).tolist()
+            != np.asarray(self._architecture[name], dtype=object).tolist()
+        }
+        if changed:
+            raise ValueError(
+                f"Cannot continue training after changing {sorted(changed)}: the "
+                "fitted network has another shape. Set warm_start=False to fit a "
+                "new network."
+            )
+
+    @contextmanager
+    def _unchanged_on_failure(self) -> Iterator[None]:
+        """Restore every attribute if the block raises.
+
+        A failed fit or partial_fit then leaves a fitted model as it was, even
+        its feature names, which ``validate_data`` resets before checking values.
+        """
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    # -- inference ----------------------------------------------------------------
+
+    def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
+        device = resolve_device(self.device)
+        function: Callable[[torch.Tensor], torch.Tensor] = _for_inference(
+            module, device, X.dtype
+        )
+        return map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+
+
+def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-feature mean and one common scale (root mean square after centring)."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return mean, scale
+
+
+def _as_tensors(mean: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.as_tensor(mean, dtype=torch.float32),
+        torch.tensor(scale, dtype=torch.float32),
+    )
+
+
+def _for_inference(
+    module: nn.Module, device: torch.device, dtype: np.dtype
+) -> nn.Module:
+    """Return the fitted module, or a copy on ``device`` computing in ``dtype``.
+
+    Networks train in float32. float64 input is run through a float64 copy, so
+    a row's output does not depend on which other rows share its batch, and
+    fitted modules themselves stay on the CPU.
+    """
+    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    if device.type == "cpu" and torch_dtype == torch.float32:
+        return module
+    return copy.deepcopy(module).to(device, torch_dtype)
+
+
+def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state": {
+            key: {
+                name: value.cpu() if torch.is_tensor(value) else value
+                for name, value in entry.items()
+            }
+            for key, entry in state["state"].items()
+        },
+        "param_groups": state["param_groups"],
+    }

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Data path: devices, NumPy <-> torch at the boundary, and batched inference.
+
+Nothing here knows about scikit-learn or about how a network was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+# Rows per inference batch: large enough to keep matrix products efficient, small
+# enough that memory beyond the input and output arrays stays bounded (a few MiB
+# per hidden layer at typical widths).
+INFERENCE_BATCH_SIZE = 4096
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn a user's device choice into a :class:`torch.device`.
+
+    ``"auto"`` picks the first CUDA device when one is present, else the CPU.
+    Asking for CUDA on a machine without it is an error, not a silent fallback.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'auto', 'cpu', "
+            "'cuda' or 'cuda:<index>'."
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} asks for CUDA, but torch sees no CUDA device on this "
+            "machine; use device='auto' or device='cpu'."
+        )
+    return resolved
+
+
+def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
+    """Split ``range(n_samples)`` into contiguous ``(start, stop)`` batches.
+
+    A trailing batch of a single row is merged into the one before it: batch
+    normalisation cannot train on one row, and a one-row step is mostly noise.
+    """
+    starts = list(range(0, n_samples, batch_size))
+    if len(starts) > 1 and n_samples - starts[-1] == 1:
+        starts.pop()
+    stops = [*starts[1:], n_samples]
+    return list(zip(starts, stops, strict=True))
+
+
+def to_tensor(
+    X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Make a contiguous tensor of X on ``device``, sharing memory when it can."""
+    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+
+
+def iter_row_batches(
+    X: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(start, stop, X[start:stop])`` without copying X as a whole."""
+    for start, stop in batch_bounds(X.shape[0], batch_size):
+        yield start, stop, X[start:stop]
+
+
+def map_batches(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    X: np.ndarray,
+    n_outputs: int,
+    *,
+    device: torch.device,
+    dtype: np.dtype,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+) -> np.ndarray:
+    """Apply a tensor function to X batch by batch, into one output array.
+
+    Batches go in as tensors of the output's dtype. Only one batch lives on the
+    device at a time, so memory beyond X and the result stays bounded whatever
+    the number of rows.
+    """
+    output = np.empty((X.shape[0], n_outputs), dtype=dtype)
+    tensor_dtype = torch.from_numpy(output[:0]).dtype
+    with torch.inference_mode():
+        for start, stop, rows in iter_row_batches(X, batch_size):
+            result = function(to_tensor(rows, device, tensor_dtype))
+            output[start:stop] = result.cpu().numpy()
+    return output

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Torch core: the one training loop every skae network goes through.
+
+``train -> run_epoch -> (network.training_loss, optimizer step)``. It takes any
+module with a ``training_loss(batch)`` method and knows nothing about sklearn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from skae._data import INFERENCE_BATCH_SIZE, batch_bounds
+
+SOLVERS = ("adam", "adamw", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything the loop needs to know, decided once by the estimator."""
+
+    solver: str = "adam"
+    learning_rate_init: float = 1e-3
+    alpha: float = 0.0
+    batch_size: int = 256
+    max_iter: int = 200
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    verbose: bool = False
+    # Converts a loss in network units into the units reported to the user.
+    loss_scale: float = 1.0
+
+
+@dataclass
+class TrainingResult:
+    """What one call of :func:`train` did, in reported units."""
+
+    train_losses: list[float] = field(default_factory=list)
+    valid_losses: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    optimizer_state: dict[str, Any] = field(default_factory=dict)
+
+
+def make_optimizer(
+    parameters: Any, config: TrainingConfig, state: dict[str, Any] | None = None
+) -> torch.optim.Optimizer:
+    """Build the solver; ``state`` resumes a previous one (its moments, its steps)."""
+    lr, decay = config.learning_rate_init, config.alpha
+    optimizer: torch.optim.Optimizer
+    if config.solver == "adam":
+        optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=decay)
+    elif config.solver == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
+    elif config.solver == "sgd":
+        # MLPRegressor's defaults for its sgd solver.
+        optimizer = torch.optim.SGD(
+            parameters, lr=lr, momentum=0.9, nesterov=True, weight_decay=decay
+        )
+    else:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {config.solver!r}.")
+    if state:
+        optimizer.load_state_dict(state)
+    return optimizer
+
+
+def run_epoch(
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One pass over X in shuffled mini-batches; returns the mean loss, on device.
+
+    The loss stays on the device so the epoch needs no host synchronisation.
+    """
+    network.train()
+    n_samples = X.shape[0]
+    order = torch.randperm(n_samples, generator=generator, device=X.device)
+    total = torch.zeros((), device=X.device)
+    for start, stop in batch_bounds(n_samples, batch_size):
+        loss = network.training_loss(X[order[start:stop]])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * (stop - start)
+    return total / n_samples
+
+
+def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Mean squared reconstruction error of X in evaluation mode, on device."""
+    network.eval()
+    total = torch.zeros((), device=X.device)
+    with torch.inference_mode():
+        for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE):
+            rows = X[start:stop]
+            total += torch.sum((network(rows) - rows) ** 2) / X.shape[1]
+    return total / X.shape[0]
+
+
+def train(
+    network: nn.Module,
+    X_train: torch.Tensor,
+    X_valid: torch.Tensor | None,
+    *,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    optimizer_state: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Train ``network`` in place for up to ``config.max_iter`` epochs.
+
+    Stopping follows MLPRegressor: without validation data, stop once the
+    training loss has not improved by ``tol`` for more than ``n_iter_no_change``
+    epochs; with it, do the same on the validation loss and restore the weights
+    of the best validation epoch.
+
+    Raises
+    ------
+    ValueError
+        If the loss becomes NaN or infinite (training diverged).
+    """
+    optimizer = make_optimizer(network.parameters(), config, optimizer_state)
+    result = TrainingResult()
+    best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    for epoch in range(1, config.max_iter + 1):
+        epoch_losses = [
+            run_epoch(network, optimizer, X_train, config.batch_size, generator)
+        ]
+        if X_valid is not None:
+            epoch_losses.append(reconstruction_error(network, X_valid))
+        # The one host synchronisation of the epoch.
+        losses = [
+            loss * config.loss_scale for loss in torch.stack(epoch_losses).tolist()
+        ]
+        _check_finite(losses[0], epoch, config)
+        result.train_losses.append(losses[0])
+        if X_valid is not None:
+            result.valid_losses.append(losses[1])
+        if config.verbose:
+            _print_epoch(epoch, losses)
+
+        monitored = losses[-1]
+        if monitored > best_loss - config.tol * config.loss_scale:
+            epochs_without_improvement += 1
+        else:
+            epochs_without_improvement = 0
+        if monitored < best_loss:
+            best_loss = monitored
+            if X_valid is not None:
+                best_state = _copy_state(network)
+        if epochs_without_improvement > config.n_iter_no_change:
+            result.stopped_early = True
+            if config.verbose:
+                _print_stop(config, validation=X_valid is not None)
+            break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    result.optimizer_state = optimizer.state_dict()
+    return result
+
+
+def _copy_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        name: value.detach().clone() for name, value in network.state_dict().items()
+    }
+
+
+def _check_finite(loss: float, epoch: int, config: TrainingConfig) -> None:
+    if loss != loss or loss in (float("inf"), float("-inf")):
+        raise ValueError(
+            f"Training diverged: the loss became {loss} in epoch {epoch}. Lower "
+            f"learning_rate_init (it is {config.learning_rate_init:g}), or check the "
+            "input for extreme values."
+        )
+
+
+def _print_epoch(epoch: int, losses: list[float]) -> None:
+    print(f"Iteration {epoch}, loss = {losses[0]:.8f}")
+    if len(losses) > 1:
+        print(f"Validation score: {-losses[1]:.8f}")
+
+
+def _print_stop(config: TrainingConfig, *, validation: bool) -> None:
+    monitored = "Validation score" if validation else "Training loss"
+    print(
+        f"{monitored} did not improve more than tol={config.tol:g} for "
+        f"{config.n_iter_no_change} consecutive epochs. Stopping."
+    )

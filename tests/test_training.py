@@ -1,0 +1,103 @@
+"""The training loop on tiny data: loss decreases, stopping, determinism."""
+
+import pytest
+import torch
+
+from skae._networks import build_dense_autoencoder
+from skae._training import TrainingConfig, make_optimizer, train
+
+
+def make_problem(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    latent = torch.randn(64, 2, generator=generator)
+    X = latent @ torch.randn(2, 6, generator=generator)
+    torch.manual_seed(seed)
+    network = build_dense_autoencoder(
+        6, 2, (8,), activation="tanh", dropout=0.0, batch_norm=False
+    )
+    return network, X
+
+
+def run(config, seed=0, X_valid=None):
+    network, X = make_problem(seed)
+    result = train(
+        network,
+        X,
+        X_valid,
+        config=config,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return network, result
+
+
+def test_loss_decreases():
+    _, result = run(TrainingConfig(batch_size=16, max_iter=60, learning_rate_init=0.01))
+    assert result.train_losses[-1] < 0.2 * result.train_losses[0]
+
+
+def test_loss_scale_converts_reported_units():
+    _, plain = run(TrainingConfig(batch_size=16, max_iter=3))
+    _, scaled = run(TrainingConfig(batch_size=16, max_iter=3, loss_scale=4.0))
+    assert scaled.train_losses == pytest.approx(
+        [4 * loss for loss in plain.train_losses]
+    )
+
+
+def test_identical_runs_are_identical():
+    config = TrainingConfig(batch_size=16, max_iter=5)
+    first, _ = run(config)
+    second, _ = run(config)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_stops_when_loss_stalls():
+    _, result = run(
+        TrainingConfig(batch_size=16, max_iter=100, tol=1e3, n_iter_no_change=2)
+    )
+    assert result.stopped_early
+    assert len(result.train_losses) == 4
+
+
+def test_validation_restores_best_epoch():
+    network, X = make_problem()
+    config = TrainingConfig(
+        batch_size=16, max_iter=40, learning_rate_init=0.05, n_iter_no_change=40
+    )
+    result = train(
+        network,
+        X[:48],
+        X[48:],
+        config=config,
+        generator=torch.Generator().manual_seed(0),
+    )
+    best = min(result.valid_losses)
+    with torch.no_grad():
+        final = torch.mean((network(X[48:]) - X[48:]) ** 2).item()
+    assert final == pytest.approx(best, rel=1e-5)
+
+
+def test_divergence_raises():
+    with pytest.raises(
+        ValueError, match=r"Training diverged: the loss became (nan|inf)"
+    ):
+        run(
+            TrainingConfig(
+                solver="sgd", learning_rate_init=1e8, batch_size=16, max_iter=20
+            )
+        )
+
+
+@pytest.mark.parametrize("solver", ["adam", "adamw", "sgd"])
+def test_optimizer_state_resumes(solver):
+    network, _ = make_problem()
+    config = TrainingConfig(solver=solver)
+    optimizer = make_optimizer(network.parameters(), config)
+    resumed = make_optimizer(network.parameters(), config, optimizer.state_dict())
+    assert type(resumed) is type(optimizer)
+
+
+def test_unknown_solver():
+    network, _ = make_problem()
+    with pytest.raises(ValueError, match="solver must be one of"):
+        make_optimizer(network.parameters(), TrainingConfig(solver="lbfgs"))
