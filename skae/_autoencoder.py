@@ -7,6 +7,7 @@ import copy
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -28,10 +29,13 @@ from torch import nn
 from skae._data import map_batches, resolve_device, to_tensor
 from skae._networks import (
     ACTIVATIONS,
-    Autoencoder,
+    NOISES,
+    AutoencoderNet,
+    LossTerms,
     Standardize,
     Unstandardize,
-    build_dense_autoencoder,
+    build_convolutional,
+    build_dense,
 )
 from skae._training import SOLVERS, TrainingConfig, train
 
@@ -43,6 +47,9 @@ ARCHITECTURE_PARAMS = (
     "activation",
     "dropout",
     "batch_norm",
+    "image_shape",
+    "conv_channels",
+    "network",
 )
 
 
@@ -117,7 +124,41 @@ class AutoencoderTransformer(
         Dropout probability after each hidden layer during training.
 
     batch_norm : bool, default=False
-        Batch normalisation after each hidden linear layer.
+        Batch normalisation after each hidden layer.
+
+    noise : {'gaussian', 'mask'} or None, default=None
+        Denoising: corrupt the encoder's input during training (the target
+        stays clean). 'gaussian' adds noise of standard deviation
+        ``noise_level`` times the data's scale; 'mask' replaces a fraction
+        ``noise_level`` of the entries with their feature's mean.
+
+    noise_level : float, default=0.1
+        Strength of the corruption; used only when ``noise`` is set.
+
+    sparsity : float, default=0.0
+        Weight of an L1 penalty on the codes (a sparse autoencoder): the
+        larger, the more code entries end near zero.
+
+    image_shape : tuple of int (channels, height, width) or None, default=None
+        Treat each row as a flattened image of this shape and encode it with
+        convolutions (3x3, stride 2: each halves height and width) before the
+        dense hidden layers; the decoder mirrors them with transposed
+        convolutions. Rows in, rows out, so it still sits in a Pipeline.
+
+    conv_channels : array-like of int, default=(32, 64)
+        Output channels of each convolution; used only with ``image_shape``.
+
+    network : callable or None, default=None
+        Your own torch modules: called as ``network(n_features, n_outputs)``
+        with the input width and the width the encoder must output
+        (``n_components``; twice that for a variational autoencoder), it
+        returns ``(encoder, decoder)``, two ``torch.nn.Module`` s mapping
+        ``(batch, n_features)`` to ``(batch, n_outputs)`` and
+        ``(batch, n_components)`` back to ``(batch, n_features)``. Both see
+        standardised data. Training, early stopping, scoring and persistence
+        work as for the built-in networks; ``hidden_layer_sizes``,
+        ``activation``, ``dropout``, ``batch_norm``, ``image_shape`` and
+        ``conv_channels`` are then unused.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout and the validation
@@ -223,6 +264,12 @@ class AutoencoderTransformer(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
+        "noise": [StrOptions(set(NOISES)), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "image_shape": ["array-like", None],
+        "conv_channels": ["array-like"],
+        "network": [callable, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -246,6 +293,12 @@ class AutoencoderTransformer(
         n_iter_no_change: int = 10,
         dropout: float = 0.0,
         batch_norm: bool = False,
+        noise: str | None = None,
+        noise_level: float = 0.1,
+        sparsity: float = 0.0,
+        image_shape: tuple[int, int, int] | None = None,
+        conv_channels: tuple[int, ...] = (32, 64),
+        network: Callable[[int, int], tuple[nn.Module, nn.Module]] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = False,
         warm_start: bool = False,
@@ -265,6 +318,12 @@ class AutoencoderTransformer(
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
         self.batch_norm = batch_norm
+        self.noise = noise
+        self.noise_level = noise_level
+        self.sparsity = sparsity
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.network = network
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -463,6 +522,7 @@ class AutoencoderTransformer(
                 network,
                 X_train,
                 X_valid,
+                batch_loss=partial(network.training_loss, terms=self._loss_terms()),
                 config=config,
                 generator=generator,
                 optimizer_state=self._optimizer_state
@@ -477,17 +537,8 @@ class AutoencoderTransformer(
             if continuing
             else result.train_losses
         )
-        self._network = network
+        self._install_network(network, mean, scale)
         self._optimizer_state = _state_to_cpu(result.optimizer_state)
-        self._architecture = self._architecture_params()
-        self._n_features_out = self.n_components
-        self.mean_, self.scale_ = mean, scale
-        self.encoder_ = nn.Sequential(
-            Standardize(*_as_tensors(mean, scale)), network.encoder
-        ).eval()
-        self.decoder_ = nn.Sequential(
-            network.decoder, Unstandardize(*_as_tensors(mean, scale))
-        ).eval()
         self.loss_curve_ = loss_curve
         self.n_iter_ = n_iter_before + len(result.train_losses)
         if X_valid is not None:
@@ -514,27 +565,68 @@ class AutoencoderTransformer(
                 stacklevel=3,
             )
 
-    def _build_network(self, n_features: int) -> Autoencoder:
-        return build_dense_autoencoder(
-            n_features,
-            self.n_components,
-            self._hidden_layer_sizes(),
-            activation=self.activation,
-            dropout=self.dropout,
-            batch_norm=self.batch_norm,
-        )
+    def _install_network(
+        self, network: AutoencoderNet, mean: np.ndarray, scale: float
+    ) -> None:
+        """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
+        self._network = network.eval()
+        self._architecture = self._architecture_params()
+        self._n_features_out = self.n_components
+        self.mean_, self.scale_ = mean, scale
+        self.encoder_ = nn.Sequential(
+            Standardize(*_as_tensors(mean, scale)), network.code_path()
+        ).eval()
+        self.decoder_ = nn.Sequential(
+            network.decoder, Unstandardize(*_as_tensors(mean, scale))
+        ).eval()
 
-    def _hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
-        if sizes.ndim != 1 or not all(
-            isinstance(size, Integral) and not isinstance(size, bool) and size > 0
-            for size in sizes
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive ints, got "
-                f"{self.hidden_layer_sizes!r}."
+    # Variational subclasses set these: a network class and a wider encoder.
+    _network_class: ClassVar[type[AutoencoderNet]] = AutoencoderNet
+    _encoder_width_factor: ClassVar[int] = 1
+
+    def _build_network(self, n_features: int) -> AutoencoderNet:
+        """Build the untrained network the parameters describe."""
+        n_outputs = self._encoder_width_factor * self.n_components
+        if self.network is not None:
+            encoder, decoder = self.network(n_features, n_outputs)
+        elif self.image_shape is not None:
+            image_shape = _positive_ints(self.image_shape, "image_shape")
+            if len(image_shape) != 3 or np.prod(image_shape) != n_features:
+                raise ValueError(
+                    f"image_shape={self.image_shape!r} must be (channels, height, "
+                    f"width) with a product equal to n_features={n_features}."
+                )
+            encoder, decoder = build_convolutional(
+                image_shape,
+                n_outputs,
+                self.n_components,
+                _positive_ints(self.conv_channels, "conv_channels"),
+                _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
+                activation=self.activation,
+                dropout=self.dropout,
+                batch_norm=self.batch_norm,
             )
-        return tuple(int(size) for size in sizes)
+        else:
+            encoder, decoder = build_dense(
+                n_features,
+                n_outputs,
+                self.n_components,
+                _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
+                activation=self.activation,
+                dropout=self.dropout,
+                batch_norm=self.batch_norm,
+            )
+        if self._encoder_width_factor == 1:
+            network = self._network_class(encoder, decoder)
+        else:
+            network = self._network_class(encoder, decoder, self.n_components)
+        _check_network_widths(network, n_features, n_outputs, self.n_components)
+        return network
+
+    def _loss_terms(self) -> LossTerms:
+        return LossTerms(
+            noise=self.noise, noise_level=self.noise_level, sparsity=self.sparsity
+        )
 
     def _training_config(
         self, n_samples: int, scale: float, incremental: bool
@@ -611,6 +703,42 @@ class AutoencoderTransformer(
             module, device, X.dtype
         )
         return map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+
+
+def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
+    """Check a sequence of positive ints (layer widths, an image shape)."""
+    sizes = np.atleast_1d(np.asarray(values, dtype=object))
+    if sizes.ndim != 1 or not all(
+        isinstance(size, Integral) and not isinstance(size, bool) and size > 0
+        for size in sizes
+    ):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}.")
+    return tuple(int(size) for size in sizes)
+
+
+def _check_network_widths(
+    network: AutoencoderNet, n_features: int, n_outputs: int, n_components: int
+) -> None:
+    """Run two zero rows through a new network, to catch wrong widths early."""
+    network.eval()
+    with torch.no_grad():
+        for part, n_in, n_out in (
+            ("encoder", n_features, n_outputs),
+            ("decoder", n_components, n_features),
+        ):
+            module = getattr(network, part)
+            try:
+                width = module(torch.zeros(2, n_in)).shape[-1]
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"The network's {part} cannot take input of width {n_in}: {exc}"
+                ) from exc
+            if width != n_out:
+                raise ValueError(
+                    f"The network's {part} returns {width} columns, expected "
+                    f"{n_out}; build it for the widths it is given."
+                )
+    network.train()
 
 
 def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:

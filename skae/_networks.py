@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Torch core: the modules skae trains. Imports torch only."""
+"""Torch core: the modules skae trains, and the loss each one minimises.
+
+Imports torch only. Every network works on standardised data; the estimator
+wraps it in :class:`Standardize` / :class:`Unstandardize` for raw inputs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
@@ -17,6 +22,105 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
     "gelu": nn.GELU,
 }
+NOISES = ("gaussian", "mask")
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """What the training loss adds to plain reconstruction, and how much.
+
+    ``noise`` corrupts the encoder's input (denoising: the target stays
+    clean); ``sparsity`` weighs an L1 penalty on the codes; ``kl_weight``
+    weighs the variational networks' KL divergence.
+    """
+
+    noise: str | None = None
+    noise_level: float = 0.0
+    sparsity: float = 0.0
+    kl_weight: float = 1.0
+
+
+def corrupt(x: torch.Tensor, noise: str | None, level: float) -> torch.Tensor:
+    """Corrupt standardised input for denoising.
+
+    'gaussian' adds noise of standard deviation ``level`` (in units of the
+    data's scale); 'mask' sets a fraction ``level`` of the entries to their
+    feature's mean, which is 0 after standardisation.
+    """
+    if noise == "gaussian":
+        return x + level * torch.randn_like(x)
+    if noise == "mask":
+        return x * (torch.rand_like(x) >= level)
+    return x
+
+
+class AutoencoderNet(nn.Module):
+    """An encoder and a decoder trained to reconstruct their input."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def code_path(self) -> nn.Module:
+        """Return the module from standardised input to codes (``transform``)."""
+        return self.encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``."""
+        return self.decoder(self.code_path()(x))
+
+    def training_loss(self, x: torch.Tensor, terms: LossTerms) -> torch.Tensor:
+        """Mean squared reconstruction error, plus the terms asked for."""
+        codes = self.encoder(corrupt(x, terms.noise, terms.noise_level))
+        loss = F.mse_loss(self.decoder(codes), x)
+        if terms.sparsity > 0:
+            loss = loss + terms.sparsity * codes.abs().mean()
+        return loss
+
+
+class FirstColumns(nn.Module):
+    """Keep the first ``n`` columns: a variational encoder's posterior means."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Slice the means off the concatenated means and log-variances."""
+        return x[:, : self.n]
+
+
+class VariationalNet(AutoencoderNet):
+    """Variational autoencoder network.
+
+    The encoder returns posterior means, then log-variances, side by side
+    (``2 * n_components`` columns). Deterministic use (``forward``,
+    ``code_path``) goes through the posterior mean; training samples codes
+    with the reparameterisation trick.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, n_components: int):
+        super().__init__(encoder, decoder)
+        self.means = FirstColumns(n_components)
+
+    def code_path(self) -> nn.Module:
+        """Return the encoder followed by the posterior-mean slice."""
+        return nn.Sequential(self.encoder, self.means)
+
+    def training_loss(self, x: torch.Tensor, terms: LossTerms) -> torch.Tensor:
+        """Reconstruction error of sampled codes plus weighted KL divergence.
+
+        The KL divergence to the standard normal prior is summed over code
+        dimensions and divided by the number of features, so that it is on the
+        per-entry scale of the mean squared error it is added to.
+        """
+        posterior = self.encoder(corrupt(x, terms.noise, terms.noise_level))
+        mean, log_var = posterior.chunk(2, dim=1)
+        codes = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        reconstruction_loss = F.mse_loss(self.decoder(codes), x)
+        kl = -0.5 * torch.sum(1 + log_var - mean**2 - log_var.exp(), dim=1).mean()
+        return reconstruction_loss + terms.kl_weight * kl / x.shape[1]
 
 
 def dense_stack(
@@ -33,55 +137,107 @@ def dense_stack(
     and reconstructions are unbounded, as PCA's are.
     """
     layers: list[nn.Module] = []
-    n_layers = len(sizes) - 1
     for index, (n_in, n_out) in enumerate(pairwise(sizes)):
+        if index > 0:
+            layers += _extras(n_in, activation, dropout, batch_norm, nn.BatchNorm1d)
         layers.append(nn.Linear(n_in, n_out))
-        if index == n_layers - 1:
-            break
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(n_out))
-        layers.append(ACTIVATIONS[activation]())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
-class Autoencoder(nn.Module):
-    """An encoder and a decoder trained to reconstruct their input.
-
-    The network works on standardised data; :class:`Standardize` and
-    :class:`Unstandardize` wrap it for use on raw inputs.
-    """
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x``."""
-        return self.decoder(self.encoder(x))
-
-    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Loss minimised in training: mean squared reconstruction error."""
-        return F.mse_loss(self(x), x)
+def _extras(
+    width: int,
+    activation: str,
+    dropout: float,
+    batch_norm: bool,
+    norm: type[nn.Module],
+) -> list[nn.Module]:
+    """Layers after a hidden linear or convolutional layer."""
+    extras = [norm(width)] if batch_norm else []
+    extras.append(ACTIVATIONS[activation]())
+    if dropout > 0:
+        extras.append(nn.Dropout(dropout))
+    return extras
 
 
-def build_dense_autoencoder(
+def build_dense(
     n_features: int,
+    n_encoder_outputs: int,
     n_components: int,
     hidden_layer_sizes: Sequence[int],
     *,
     activation: str,
     dropout: float,
     batch_norm: bool,
-) -> Autoencoder:
-    """Dense autoencoder whose decoder mirrors the encoder's widths."""
-    widths = [n_features, *hidden_layer_sizes, n_components]
+) -> tuple[nn.Module, nn.Module]:
+    """Dense encoder and decoder; the decoder mirrors the encoder's widths."""
     options = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
-    return Autoencoder(
-        dense_stack(widths, **options), dense_stack(widths[::-1], **options)
+    encoder = dense_stack(
+        [n_features, *hidden_layer_sizes, n_encoder_outputs], **options
     )
+    decoder = dense_stack(
+        [n_components, *hidden_layer_sizes[::-1], n_features], **options
+    )
+    return encoder, decoder
+
+
+def build_convolutional(
+    image_shape: Sequence[int],
+    n_encoder_outputs: int,
+    n_components: int,
+    conv_channels: Sequence[int],
+    hidden_layer_sizes: Sequence[int],
+    *,
+    activation: str,
+    dropout: float,
+    batch_norm: bool,
+) -> tuple[nn.Module, nn.Module]:
+    """Convolutional encoder and decoder for flat rows of ``image_shape`` images.
+
+    Each convolution (3x3, stride 2) halves height and width, then dense
+    ``hidden_layer_sizes`` lead to the code. The decoder mirrors it with
+    transposed convolutions that restore the exact image size.
+    """
+    channels, height, width = image_shape
+    sizes = [(height, width)]
+    for _ in conv_channels:
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    widths = [channels, *conv_channels]
+    options = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
+    n_flat = widths[-1] * sizes[-1][0] * sizes[-1][1]
+
+    encoder: list[nn.Module] = [nn.Unflatten(1, (channels, height, width))]
+    for n_in, n_out in pairwise(widths):
+        encoder += [
+            nn.Conv2d(n_in, n_out, kernel_size=3, stride=2, padding=1),
+            *_extras(n_out, activation, 0.0, batch_norm, nn.BatchNorm2d),
+        ]
+    encoder += [
+        nn.Flatten(),
+        dense_stack([n_flat, *hidden_layer_sizes, n_encoder_outputs], **options),
+    ]
+
+    decoder: list[nn.Module] = [
+        dense_stack([n_components, *hidden_layer_sizes[::-1], n_flat], **options)
+    ]
+    if conv_channels:
+        decoder += [
+            *_extras(n_flat, activation, dropout, batch_norm, nn.BatchNorm1d),
+            nn.Unflatten(1, (widths[-1], *sizes[-1])),
+        ]
+    n_layers = len(widths) - 1
+    for index, (n_in, n_out) in enumerate(pairwise(widths[::-1])):
+        target = sizes[n_layers - index - 1]
+        source = sizes[n_layers - index]
+        padding = (target[0] - 2 * source[0] + 1, target[1] - 2 * source[1] + 1)
+        decoder.append(
+            nn.ConvTranspose2d(
+                n_in, n_out, kernel_size=3, stride=2, padding=1, output_padding=padding
+            )
+        )
+        if index < n_layers - 1:
+            decoder += _extras(n_out, activation, 0.0, batch_norm, nn.BatchNorm2d)
+    decoder.append(nn.Flatten())
+    return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
 class Standardize(nn.Module):

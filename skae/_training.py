@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Torch core: the one training loop every skae network goes through.
 
-``train -> run_epoch -> (network.training_loss, optimizer step)``. It takes any
-module with a ``training_loss(batch)`` method and knows nothing about sklearn.
+``train -> run_epoch -> (loss of a batch, optimizer step)``. It takes any module
+and a function giving its training loss on a batch; it knows nothing about
+sklearn or about what the loss contains.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,8 +68,12 @@ def make_optimizer(
     return optimizer
 
 
+BatchLoss = Callable[[torch.Tensor], torch.Tensor]
+
+
 def run_epoch(
     network: nn.Module,
+    batch_loss: BatchLoss,
     optimizer: torch.optim.Optimizer,
     X: torch.Tensor,
     batch_size: int,
@@ -82,7 +88,7 @@ def run_epoch(
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
     for start, stop in batch_bounds(n_samples, batch_size):
-        loss = network.training_loss(X[order[start:stop]])
+        loss = batch_loss(X[order[start:stop]])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,11 +112,15 @@ def train(
     X_train: torch.Tensor,
     X_valid: torch.Tensor | None,
     *,
+    batch_loss: BatchLoss,
     config: TrainingConfig,
     generator: torch.Generator,
     optimizer_state: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Train ``network`` in place for up to ``config.max_iter`` epochs.
+
+    ``batch_loss`` computes the training loss of a batch with ``network``;
+    validation uses the plain reconstruction error of ``network(X_valid)``.
 
     Stopping follows MLPRegressor: without validation data, stop once the
     training loss has not improved by ``tol`` for more than ``n_iter_no_change``
@@ -127,7 +137,9 @@ def train(
     best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
     for epoch in range(1, config.max_iter + 1):
         epoch_losses = [
-            run_epoch(network, optimizer, X_train, config.batch_size, generator)
+            run_epoch(
+                network, batch_loss, optimizer, X_train, config.batch_size, generator
+            )
         ]
         if X_valid is not None:
             epoch_losses.append(reconstruction_error(network, X_valid))

@@ -1,9 +1,11 @@
 """The training loop on tiny data: loss decreases, stopping, determinism."""
 
+from functools import partial
+
 import pytest
 import torch
 
-from skae._networks import build_dense_autoencoder
+from skae._networks import AutoencoderNet, LossTerms, build_dense
 from skae._training import TrainingConfig, make_optimizer, train
 
 
@@ -12,8 +14,8 @@ def make_problem(seed=0):
     latent = torch.randn(64, 2, generator=generator)
     X = latent @ torch.randn(2, 6, generator=generator)
     torch.manual_seed(seed)
-    network = build_dense_autoencoder(
-        6, 2, (8,), activation="tanh", dropout=0.0, batch_norm=False
+    network = AutoencoderNet(
+        *build_dense(6, 2, 2, (8,), activation="tanh", dropout=0.0, batch_norm=False)
     )
     return network, X
 
@@ -24,6 +26,7 @@ def run(config, seed=0, X_valid=None):
         network,
         X,
         X_valid,
+        batch_loss=partial(network.training_loss, terms=LossTerms()),
         config=config,
         generator=torch.Generator().manual_seed(seed),
     )
@@ -68,6 +71,7 @@ def test_validation_restores_best_epoch():
         network,
         X[:48],
         X[48:],
+        batch_loss=partial(network.training_loss, terms=LossTerms()),
         config=config,
         generator=torch.Generator().manual_seed(0),
     )
