@@ -2,7 +2,8 @@
 """skae: scikit-learn compatible autoencoders with a PyTorch core."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._persistence import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "__version__"]
+__all__ = ["AutoencoderTransformer", "__version__", "load", "save"]

@@ -1,0 +1,626 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Safe persistence: :func:`save` and :func:`load` without pickle.
+
+A model file is one safetensors file. Its tensors are the network's weights and
+every array of the fitted state; its metadata holds one JSON document with the
+estimator's class name, its parameters, the rest of its fitted state and the
+versions of skae, torch and scikit-learn that wrote it. Reading it parses JSON
+and raw tensor bytes only, so a file from an untrusted source cannot run code,
+and only skae's own estimator classes can come out of it.
+
+This module sits above the scikit-learn face: it rebuilds a network through the
+estimator itself (``_build_network``, then ``_install_network``), so a file
+stores data, never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from skae._autoencoder import AutoencoderTransformer
+
+FORMAT_VERSION = 1
+# Metadata keys of the safetensors file: a plain format number, then the JSON.
+_FORMAT_KEY = "skae.format"
+_DOCUMENT_KEY = "skae.model"
+_NETWORK_PREFIX = "network."
+_STATE_PREFIX = "state."
+# How other files that are easy to mistake for a model file begin.
+_FOREIGN_SIGNATURES = {
+    b"\x80": "a pickle (from pickle, joblib or torch.save)",
+    b"PK\x03\x04": "a zip archive (torch.save writes these)",
+    b"\x93NUMPY": "a NumPy .npy file",
+}
+
+
+def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> None:
+    """Save a skae estimator to a file that :func:`load` reads without pickle.
+
+    The file is a `safetensors <https://huggingface.co/docs/safetensors>`_
+    file: the weights of the network as tensors, and the parameters and fitted
+    state as JSON in its metadata, with the versions of skae, torch and
+    scikit-learn that wrote it. Unlike a pickle, it holds no code, so loading a
+    file from a source you do not trust cannot run anything. Fitted and
+    unfitted estimators can be saved; the file is written whole or not at all.
+
+    Parameters
+    ----------
+    estimator : AutoencoderTransformer
+        A skae estimator, fitted or not. Every parameter must be data
+        (numbers, strings, sequences, arrays, ``torch.device``, a NumPy
+        ``RandomState``); a callable such as a custom ``network`` factory is
+        code, which this format refuses to store.
+
+    path : str or os.PathLike
+        Where to write. An existing file is replaced.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not one of skae's own estimator classes, or holds
+        a parameter or attribute that is not data (for instance a callable).
+
+    See Also
+    --------
+    load : Read a file written by ``save``.
+
+    Notes
+    -----
+    ``pickle`` and ``joblib`` work as well, and keep anything, custom
+    networks included; load such files only from sources you trust.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer, load, save
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(16,),
+    ...                             max_iter=20, tol=1e-2, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.safetensors")
+    ...     save(ae, path)
+    ...     restored = load(path)
+    >>> bool((restored.transform(X) == ae.transform(X)).all())
+    True
+    """
+    cls = type(estimator)
+    classes = _estimator_classes()
+    if classes.get(cls.__name__) is not cls:
+        raise TypeError(
+            f"skae.save stores skae's own estimators ({', '.join(sorted(classes))}), "
+            f"got {cls.__module__}.{cls.__qualname__}. Use pickle or joblib for it, "
+            "and load such files only from sources you trust."
+        )
+    encoder = _Encoder()
+    params = estimator.get_params(deep=False)
+    document: dict[str, Any] = {
+        "class": cls.__name__,
+        "versions": _versions(),
+        "params": {
+            name: encoder.encode(value, f"parameter {name!r}")
+            for name, value in params.items()
+        },
+    }
+    state = {
+        name: value for name, value in vars(estimator).items() if name not in params
+    }
+    document["modules"] = sorted(
+        name for name, value in state.items() if isinstance(value, nn.Module)
+    )
+    document["attributes"] = {
+        name: encoder.encode(value, f"attribute {name!r}")
+        for name, value in state.items()
+        if not isinstance(value, nn.Module)
+    }
+    if "_network" in state:
+        for name, tensor in state["_network"].state_dict().items():
+            encoder.tensors[_NETWORK_PREFIX + name] = _detached(tensor)
+    elif document["modules"]:
+        raise TypeError(
+            f"skae.save found modules {document['modules']} but no trained network "
+            f"on this {cls.__name__}; fit it again before saving."
+        )
+    document["sha256"] = _digest(encoder.tensors)
+    metadata = {
+        _FORMAT_KEY: str(FORMAT_VERSION),
+        _DOCUMENT_KEY: json.dumps(document, separators=(",", ":")),
+    }
+    _write_atomically(encoder.tensors, metadata, Path(path))
+
+
+def load(path: str | os.PathLike[str]) -> AutoencoderTransformer:
+    """Load an estimator written by :func:`save`, without running code.
+
+    The file's JSON is parsed and its tensors are read as raw bytes; the
+    estimator class must be one of skae's own, its parameters pass the
+    estimator's validation, and its network is rebuilt from them before the
+    saved weights go in. A pickle or any other file is refused, so files from
+    sources you do not trust are safe to load. Weights are loaded on the CPU,
+    whatever device the model trained on.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : AutoencoderTransformer
+        The estimator as it was saved: same parameters and, if it was fitted,
+        the same fitted attributes and outputs, bit for bit.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a skae model file (a pickle, for instance), is
+        truncated or corrupted, was written by a newer file format, or
+        describes an estimator that is not valid.
+
+    Warns
+    -----
+    UserWarning
+        If the file was written with another version of skae, torch or
+        scikit-learn than the ones installed: the model may behave differently.
+
+    See Also
+    --------
+    save : Write an estimator to a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skae import AutoencoderTransformer, load, save
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.safetensors")
+    ...     save(AutoencoderTransformer(n_components=3), path)
+    ...     load(path)
+    AutoencoderTransformer(n_components=3)
+    """
+    path = Path(path)
+    with open(path, "rb") as file:
+        head = file.read(8)
+    _refuse_foreign_file(head, path)
+    try:
+        with safe_open(path, framework="pt", device="cpu") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except SafetensorError as exc:
+        raise ValueError(
+            f"{path} is not a readable skae model file ({exc}): it is truncated, "
+            "corrupted or of another kind. Save the model again with skae.save."
+        ) from None
+    document = _read_document(metadata, path)
+    if document.get("sha256") != _digest(tensors):
+        raise ValueError(
+            f"{path} is corrupted: its tensors do not match the checksum saved with "
+            "them. Save the model again with skae.save."
+        )
+    _warn_on_version_mismatch(document.get("versions"), path)
+    return _rebuild(document, _Decoder(tensors, path), path)
+
+
+# -- writing ----------------------------------------------------------------------
+
+
+class _Encoder:
+    """JSON for the document; arrays and tensors set aside as named tensors.
+
+    JSON has no tuples, arrays or non-string keys, so those become one-key
+    objects tagged ``"__tuple__"`` and so on; :class:`_Decoder` reverses them.
+    """
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def encode(self, value: Any, where: str) -> Any:
+        if value is None or type(value) in (bool, int, float, str):
+            return value
+        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+            return {"__scalar__": [value.dtype.str, value.item()]}
+        if isinstance(value, list):
+            return [self.encode(item, where) for item in value]
+        if isinstance(value, tuple):
+            return {"__tuple__": [self.encode(item, where) for item in value]}
+        if isinstance(value, dict):
+            return {
+                "__dict__": [
+                    [self.encode(key, where), self.encode(item, where)]
+                    for key, item in value.items()
+                ]
+            }
+        if isinstance(value, np.ndarray):
+            return self._encode_array(value, where)
+        if isinstance(value, torch.Tensor):
+            return {"__tensor__": self._add(value)}
+        if isinstance(value, torch.device):
+            return {"__device__": str(value)}
+        if isinstance(value, np.random.RandomState):
+            name, keys, position, has_gauss, cached = value.get_state(legacy=True)
+            return {
+                "__random_state__": [name, keys.tolist(), position, has_gauss, cached]
+            }
+        kind = "a callable, that is code" if callable(value) else "not data"
+        raise TypeError(
+            f"skae.save cannot store {where}: {_short_repr(value)} is {kind}, and a "
+            "model file holds data only, so that loading it cannot run code. Use "
+            "pickle or joblib for this model, and load such files only from "
+            "sources you trust."
+        )
+
+    def _encode_array(self, value: np.ndarray, where: str) -> Any:
+        if value.dtype.kind in "biuf":
+            native = np.array(value, dtype=value.dtype.newbyteorder("="), order="C")
+            return {"__ndarray__": self._add(torch.from_numpy(native))}
+        if value.dtype.kind in "OU" and all(isinstance(x, str) for x in value.flat):
+            return {
+                "__strings__": [
+                    value.dtype.str,
+                    list(value.shape),
+                    [str(x) for x in value.flat],
+                ]
+            }
+        raise TypeError(
+            f"skae.save cannot store {where}: an array of dtype {value.dtype}; it "
+            "stores arrays of numbers, booleans or strings."
+        )
+
+    def _add(self, tensor: torch.Tensor) -> str:
+        key = f"{_STATE_PREFIX}{len(self.tensors)}"
+        self.tensors[key] = _detached(tensor)
+        return key
+
+
+def _detached(tensor: torch.Tensor) -> torch.Tensor:
+    """Copy to a contiguous CPU tensor sharing memory with nothing else saved."""
+    return tensor.detach().to("cpu", copy=True).contiguous()
+
+
+def _write_atomically(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
+) -> None:
+    """Write beside ``path``, then rename: a crash never leaves half a file."""
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+class _Decoder:
+    """Turn the tagged JSON of :class:`_Encoder` back into values.
+
+    Only the tags below are understood; anything else means a corrupted or
+    tampered file. No tag imports or calls anything named in the file.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+        self.tensors = tensors
+        self.path = path
+
+    def decode(self, value: Any) -> Any:
+        if value is None or type(value) in (bool, int, float, str):
+            return value
+        if type(value) is list:
+            return [self.decode(item) for item in value]
+        if type(value) is dict and len(value) == 1:
+            ((tag, content),) = value.items()
+            decoder = {
+                "__tuple__": self._tuple,
+                "__dict__": self._dict,
+                "__scalar__": self._scalar,
+                "__ndarray__": lambda key: self._tensor(key).numpy(),
+                "__tensor__": self._tensor,
+                "__strings__": self._strings,
+                "__device__": self._device,
+                "__random_state__": self._random_state,
+            }.get(tag)
+            if decoder is not None:
+                try:
+                    return decoder(content)
+                except (TypeError, ValueError, RuntimeError) as exc:
+                    raise self.error(f"bad {tag} entry ({exc})") from None
+        raise self.error(f"unexpected entry {_short_repr(value)}")
+
+    def error(self, problem: str) -> ValueError:
+        return ValueError(
+            f"{self.path} is not a valid skae model file: {problem}. It may have "
+            "been corrupted or tampered with; save the model again with skae.save."
+        )
+
+    def _tuple(self, items: list[Any]) -> tuple[Any, ...]:
+        return tuple(self.decode(_expect(items, list)))
+
+    def _dict(self, pairs: list[Any]) -> dict[Any, Any]:
+        decoded = [self.decode(_expect(pair, list)) for pair in _expect(pairs, list)]
+        return {key: item for key, item in decoded}
+
+    def _scalar(self, content: list[Any]) -> np.generic:
+        dtype_str, item = _expect(content, list)
+        dtype = np.dtype(_expect(dtype_str, str))
+        if dtype.kind not in "biuf":
+            raise ValueError(f"scalar dtype {dtype} is not numeric")
+        scalar: np.generic = dtype.type(item)
+        return scalar
+
+    def _tensor(self, key: str) -> torch.Tensor:
+        if not (isinstance(key, str) and key.startswith(_STATE_PREFIX)):
+            raise ValueError(f"tensor name {key!r}")
+        if key not in self.tensors:
+            raise ValueError(f"tensor {key!r} is missing")
+        return self.tensors[key]
+
+    def _strings(self, content: list[Any]) -> np.ndarray:
+        dtype_str, shape, values = _expect(content, list)
+        dtype = np.dtype(_expect(dtype_str, str))
+        if dtype.kind not in "OU" or not all(
+            isinstance(value, str) for value in _expect(values, list)
+        ):
+            raise ValueError(f"strings of dtype {dtype}")
+        return np.array(values, dtype=dtype).reshape(_expect(shape, list))
+
+    def _device(self, name: str) -> torch.device:
+        return torch.device(_expect(name, str))
+
+    def _random_state(self, content: list[Any]) -> np.random.RandomState:
+        name, keys, position, has_gauss, cached = _expect(content, list)
+        random_state = np.random.RandomState()
+        random_state.set_state(
+            (
+                _expect(name, str),
+                np.array(_expect(keys, list), dtype=np.uint32),
+                _expect(position, int),
+                _expect(has_gauss, int),
+                float(cached),
+            )
+        )
+        return random_state
+
+
+def _expect(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _refuse_foreign_file(head: bytes, path: Path) -> None:
+    """Name the common formats that are not model files, pickles above all."""
+    for signature, kind in _FOREIGN_SIGNATURES.items():
+        if head.startswith(signature):
+            raise ValueError(
+                f"{path} is {kind}, not a skae model file. skae.load reads only files "
+                "written by skae.save, because loading a pickle can run code hidden "
+                "in it. Load pickles with pickle or joblib, and only from sources "
+                "you trust."
+            )
+    if not head:
+        raise ValueError(f"{path} is empty, not a skae model file.")
+
+
+def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+    if _FORMAT_KEY not in metadata:
+        raise ValueError(
+            f"{path} is a safetensors file, but not one written by skae.save (it has "
+            "no skae metadata)."
+        )
+    try:
+        file_format = int(metadata[_FORMAT_KEY])
+    except ValueError:
+        file_format = -1
+    if file_format > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written in skae file format {file_format}, newer than the "
+            f"format {FORMAT_VERSION} this skae reads; upgrade skae to load it."
+        )
+    if file_format != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has an invalid skae file format {metadata[_FORMAT_KEY]!r}; it "
+            "may have been corrupted or tampered with."
+        )
+    try:
+        document = json.loads(metadata.get(_DOCUMENT_KEY, ""))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(
+            f"{path} is not a valid skae model file: its JSON document cannot be "
+            f"parsed ({exc}). It may have been corrupted or tampered with; save the "
+            "model again with skae.save."
+        ) from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a valid skae model file: no JSON document.")
+    return document
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of all tensors."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _warn_on_version_mismatch(saved: Any, path: Path) -> None:
+    if not isinstance(saved, dict):
+        return
+    mismatches = [
+        f"{library} {saved[library]} (installed: {installed})"
+        for library, installed in _versions().items()
+        if isinstance(saved.get(library), str)
+        and _release(saved[library]) != _release(installed)
+    ]
+    if mismatches:
+        warnings.warn(
+            f"{path} was saved with {', '.join(mismatches)}. The model may behave "
+            "differently under these versions; check its results, then save it "
+            "again to record the versions it works with.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _release(version: str) -> str:
+    """Drop a local build tag: torch 2.13.0+cpu and 2.13.0+cu124 are one release."""
+    return version.split("+", 1)[0]
+
+
+def _rebuild(
+    document: dict[str, Any], decoder: _Decoder, path: Path
+) -> AutoencoderTransformer:
+    """Build the estimator a document describes, through the estimator itself."""
+    classes = _estimator_classes()
+    name = document.get("class")
+    if not isinstance(name, str) or name not in classes:
+        raise decoder.error(
+            f"unknown estimator class {_short_repr(name)}; skae.load builds only "
+            f"{', '.join(sorted(classes))}"
+        )
+    cls = classes[name]
+    params, attributes = document.get("params"), document.get("attributes")
+    modules = document.get("modules")
+    if not (
+        isinstance(params, dict)
+        and isinstance(attributes, dict)
+        and isinstance(modules, list)
+    ):
+        raise decoder.error("its parameters, attributes or modules are missing")
+    try:
+        params = {key: decoder.decode(value) for key, value in params.items()}
+        attributes = {key: decoder.decode(value) for key, value in attributes.items()}
+    except RecursionError:
+        raise decoder.error("its JSON document is nested too deeply") from None
+    if not modules and any(str(name).endswith("_") for name in attributes):
+        raise decoder.error("it has fitted attributes but no network weights")
+    unknown = set(params) - set(cls._get_param_names())
+    if unknown:
+        raise ValueError(
+            f"{path} sets parameters {sorted(unknown)} that {name} of this skae "
+            "version does not have; load it with the skae version that saved it."
+        )
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()
+    except ValueError as exc:
+        raise ValueError(f"{path} holds an invalid parameter: {exc}") from None
+    for attribute in attributes:
+        _check_attribute_name(attribute, cls, params, decoder)
+    if modules:
+        _restore_network(estimator, attributes, modules, decoder)
+        estimator.set_params(**params)
+    for attribute, value in attributes.items():
+        setattr(estimator, attribute, value)
+    return estimator
+
+
+def _check_attribute_name(
+    name: Any, cls: type, params: dict[str, Any], decoder: _Decoder
+) -> None:
+    """Allow only names that cannot shadow a parameter, method or class setting."""
+    if (
+        not isinstance(name, str)
+        or not name.isidentifier()
+        or name.startswith("__")
+        or name in params
+        or hasattr(cls, name)
+    ):
+        raise decoder.error(f"it sets a forbidden attribute {_short_repr(name)}")
+
+
+def _restore_network(
+    estimator: AutoencoderTransformer,
+    attributes: dict[str, Any],
+    modules: list[Any],
+    decoder: _Decoder,
+) -> None:
+    """Rebuild the fitted network with the architecture it was trained with."""
+    try:
+        architecture = attributes["_architecture"]
+        n_features = attributes["n_features_in_"]
+        mean, scale = attributes["mean_"], attributes["scale_"]
+    except KeyError as exc:
+        raise decoder.error(f"the fitted attribute {exc} is missing") from None
+    if not (
+        isinstance(architecture, dict)
+        and type(n_features) is int
+        and isinstance(mean, np.ndarray)
+        and mean.shape == (n_features,)
+        and isinstance(scale, float)
+    ):
+        raise decoder.error("its network architecture or input scaling is invalid")
+    weights = {
+        key.removeprefix(_NETWORK_PREFIX): tensor
+        for key, tensor in decoder.tensors.items()
+        if key.startswith(_NETWORK_PREFIX)
+    }
+    try:
+        estimator.set_params(**architecture)
+        # Building initialises weights from torch's global generator; the
+        # caller's random state must not depend on loading a model.
+        with torch.random.fork_rng(devices=[]):
+            network = estimator._build_network(n_features)
+        network.load_state_dict(weights, strict=True)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise decoder.error(
+            f"its weights do not fit the network its parameters describe ({exc})"
+        ) from None
+    estimator._install_network(network, mean, scale)
+    rebuilt = sorted(
+        name for name, value in vars(estimator).items() if isinstance(value, nn.Module)
+    )
+    if rebuilt != sorted(str(name) for name in modules):
+        raise decoder.error(
+            f"it lists modules {modules}, but this skae rebuilds {rebuilt}"
+        )
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _estimator_classes() -> dict[str, type[AutoencoderTransformer]]:
+    """Map names to skae's own estimators: the only classes a file may name."""
+    classes: dict[str, type[AutoencoderTransformer]] = {}
+    pending: list[type[AutoencoderTransformer]] = [AutoencoderTransformer]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__.partition(".")[0] == "skae":
+            classes[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+def _versions() -> dict[str, str]:
+    from skae import __version__
+
+    return {
+        "skae": __version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,524 @@
+"""Persistence: pickle and joblib, and the safe format of skae.save / skae.load."""
+
+import copy
+import json
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+import skae
+from skae import AutoencoderTransformer, load, save
+from skae._persistence import _estimator_classes
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    latent = rng.normal(size=(60, 2))
+    return latent @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(60, 6))
+
+
+def tiny(**params):
+    defaults = {"n_components": 2, "hidden_layer_sizes": (8,), "max_iter": 5}
+    return AutoencoderTransformer(**{**defaults, "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A fitted model shared by tests that do not change it."""
+    return tiny().fit(data)
+
+
+@pytest.fixture
+def saved(fitted, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save(fitted, path)
+    return path
+
+
+def assert_same(restored, original, where="estimator"):
+    """Recursively check two values are equal, bit for bit and of the same type."""
+    assert type(restored) is type(original), where
+    if isinstance(original, np.ndarray):
+        assert restored.dtype == original.dtype, where
+        assert restored.shape == original.shape, where
+        assert np.array_equal(restored, original, equal_nan=original.dtype.kind == "f")
+    elif isinstance(original, torch.Tensor):
+        assert restored.dtype == original.dtype, where
+        assert restored.device == original.device, where
+        assert torch.equal(restored, original) or (
+            torch.equal(restored.isnan(), original.isnan())
+            and torch.equal(restored.nan_to_num(), original.nan_to_num())
+        ), where
+    elif isinstance(original, nn.Module):
+        assert restored.training == original.training, where
+        assert str(restored) == str(original), where
+        assert_same(restored.state_dict(), original.state_dict(), where)
+    elif isinstance(original, dict):
+        assert list(restored) == list(original), where
+        for key in original:
+            assert_same(restored[key], original[key], f"{where}[{key!r}]")
+    elif isinstance(original, list | tuple):
+        assert len(restored) == len(original), where
+        for index, (new, old) in enumerate(zip(restored, original, strict=True)):
+            assert_same(new, old, f"{where}[{index}]")
+    elif isinstance(original, np.random.RandomState):
+        assert_same(restored.get_state(), original.get_state(), where)
+    elif isinstance(original, float) and np.isnan(original):
+        assert np.isnan(restored), where
+    else:
+        assert restored == original, where
+
+
+def assert_round_trip(restored, original, X):
+    assert_same(restored.get_params(deep=False), original.get_params(deep=False))
+    assert sorted(vars(restored)) == sorted(vars(original))
+    for name, value in vars(original).items():
+        assert_same(getattr(restored, name), value, name)
+    if hasattr(original, "encoder_"):
+        codes = original.transform(X)
+        np.testing.assert_array_equal(restored.transform(X), codes)
+        np.testing.assert_array_equal(
+            restored.inverse_transform(codes), original.inverse_transform(codes)
+        )
+        np.testing.assert_array_equal(
+            restored.score_samples(X), original.score_samples(X)
+        )
+
+
+# -- skae.save / skae.load ---------------------------------------------------------
+
+
+ROUND_TRIP_CASES = {
+    "defaults": ({}, "array"),
+    "early-stopping-batch-norm-dropout": (
+        {"early_stopping": True, "batch_norm": True, "dropout": 0.2, "solver": "sgd"},
+        "frame",
+    ),
+    "random-state-object-device-pandas-output": (
+        {
+            "random_state": np.random.RandomState(3),
+            "device": torch.device("cpu"),
+            "hidden_layer_sizes": [8, 4],
+            "alpha": 1e-3,
+        },
+        "pandas-output",
+    ),
+    "linear-float32-adamw": ({"hidden_layer_sizes": (), "solver": "adamw"}, "float32"),
+    "denoising-sparse": (
+        {"noise": "mask", "noise_level": 0.2, "sparsity": 0.1},
+        "array",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ROUND_TRIP_CASES, ids=str)
+def test_round_trip_is_bit_for_bit(case, data, tmp_path):
+    params, kind = ROUND_TRIP_CASES[case]
+    if any(name not in AutoencoderTransformer().get_params() for name in params):
+        pytest.skip("parameter not available in this skae")
+    X = data.astype(np.float32) if kind == "float32" else data
+    if kind == "frame":
+        X = pd.DataFrame(data, columns=[f"pixel {i}" for i in range(6)])
+    original = tiny(**params)
+    if kind == "pandas-output":
+        original.set_output(transform="pandas")
+    original.fit(X)
+    save(original, tmp_path / "model.safetensors")
+    restored = load(tmp_path / "model.safetensors")
+    assert_round_trip(restored, original, X)
+
+
+@pytest.mark.parametrize("name", sorted(_estimator_classes()))
+def test_every_skae_estimator_round_trips(name, data, tmp_path):
+    """Estimators added to skae later are covered without a new test."""
+    cls = _estimator_classes()[name]
+    original = cls(n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    original.fit(data)
+    save(original, str(tmp_path / "model"))
+    assert_round_trip(load(str(tmp_path / "model")), original, data)
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    original = AutoencoderTransformer(
+        n_components=5, hidden_layer_sizes=(32, 16), device="cpu"
+    ).set_output(transform="pandas")
+    save(original, tmp_path / "model.safetensors")
+    restored = load(tmp_path / "model.safetensors")
+    assert_round_trip(restored, original, None)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(restored)
+
+
+def test_loaded_model_continues_training_identically(fitted, data, saved):
+    """Weights and optimiser state (Adam's moments) come back exactly."""
+    original = copy.deepcopy(fitted)
+    restored = load(saved)
+    for model in (original, restored):
+        model.partial_fit(data)
+        model.set_params(warm_start=True, max_iter=2).fit(data)
+    assert_round_trip(restored, original, data)
+    assert restored.n_iter_ == fitted.n_iter_ + 3
+
+
+def test_load_keeps_params_changed_after_fit(data, tmp_path):
+    """The network is rebuilt with the shape it was trained with."""
+    original = tiny().fit(data).set_params(n_components=4, hidden_layer_sizes=(3,))
+    save(original, tmp_path / "model.safetensors")
+    restored = load(tmp_path / "model.safetensors")
+    assert_round_trip(restored, original, data)
+    assert restored.transform(data).shape == (60, 2)
+    with pytest.raises(ValueError, match="Cannot continue training after changing"):
+        restored.set_params(warm_start=True).fit(data)
+
+
+def test_load_leaves_global_torch_rng_alone(saved):
+    state = torch.random.get_rng_state()
+    load(saved)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_loaded_weights_are_on_cpu(saved):
+    restored = load(saved)
+    for module in (restored.encoder_, restored.decoder_, restored._network):
+        for tensor in (*module.parameters(), *module.buffers()):
+            assert tensor.device.type == "cpu"
+
+
+def test_version_mismatch_warns(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    old = {"skae": "0.0.1", "torch": "2.0.0+cu118", "scikit-learn": "1.6.0"}
+    monkeypatch.setattr("skae._persistence._versions", lambda: old)
+    save(fitted, path)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match=r"saved with skae 0\.0\.1 .*torch 2\.0\.0"):
+        restored = load(path)
+    np.testing.assert_array_equal(restored.mean_, fitted.mean_)
+
+
+def test_matching_versions_and_other_builds_do_not_warn(fitted, tmp_path, monkeypatch):
+    """torch 2.13.0+cu124 and 2.13.0+cpu are one release: a GPU model moves freely."""
+    path = tmp_path / "model.safetensors"
+    versions = skae._persistence._versions()
+    release = versions["torch"].split("+")[0]
+    other_build = {**versions, "torch": f"{release}+cu124"}
+    monkeypatch.setattr("skae._persistence._versions", lambda: other_build)
+    save(fitted, path)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(path)
+
+
+def linear_network(n_features, n_outputs):
+    """A custom network factory: code, which skae.save does not store."""
+    return nn.Linear(n_features, n_outputs), nn.Linear(2, n_features)
+
+
+def test_save_refuses_code(data, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save(tiny(), path)
+    before = path.read_bytes()
+    model = tiny(network=linear_network)
+    with pytest.raises(TypeError, match=r"parameter 'network'.* is a callable"):
+        save(model, path)
+    with pytest.raises(TypeError, match=r"parameter 'network'.* is a callable"):
+        save(model.fit(data), path)
+    # A failed save leaves an existing file as it was, and no temporary file.
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    # Pickle keeps such a model.
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.transform(data), model.transform(data))
+
+
+def test_save_refuses_non_skae_classes(fitted, tmp_path):
+    class MyAutoencoder(AutoencoderTransformer):
+        pass
+
+    with pytest.raises(TypeError, match=r"stores skae's own estimators.*MyAutoencoder"):
+        save(MyAutoencoder(), tmp_path / "model.safetensors")
+    with pytest.raises(TypeError, match="stores skae's own estimators"):
+        save(object(), tmp_path / "model.safetensors")
+    assert "MyAutoencoder" not in _estimator_classes()
+
+
+def test_save_refuses_attributes_that_are_not_data(fitted, tmp_path):
+    model = copy.deepcopy(fitted)
+    model.callback_ = print
+    with pytest.raises(TypeError, match=r"attribute 'callback_'.* is a callable"):
+        save(model, tmp_path / "model.safetensors")
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "absent.safetensors")
+
+
+# -- tampered, truncated and foreign files -----------------------------------------
+
+
+def rewrite(path, edit_document=None, edit_metadata=None):
+    """Re-save a model file with its JSON document or metadata edited."""
+    with safe_open(path, framework="pt", device="cpu") as file:
+        metadata = file.metadata()
+        tensors = {key: file.get_tensor(key) for key in file.keys()}
+    if edit_document is not None:
+        document = json.loads(metadata["skae.model"])
+        edit_document(document)
+        metadata["skae.model"] = json.dumps(document)
+    if edit_metadata is not None:
+        edit_metadata(metadata)
+    save_file(tensors, path, metadata=metadata)
+
+
+def set_in(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def edit(document):
+        target = document
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return edit
+
+
+def widen_hidden_layer(document):
+    """Claim the network was trained with 9 hidden units instead of 8."""
+    for pair in document["attributes"]["_architecture"]["__dict__"]:
+        if pair[0] == "hidden_layer_sizes":
+            pair[1] = {"__tuple__": [9]}
+
+
+TAMPERED_DOCUMENTS = {
+    "class-not-from-skae": (set_in("class", "os.system"), "unknown estimator class"),
+    "class-from-sklearn": (set_in("class", "PCA"), "unknown estimator class"),
+    "invalid-parameter-value": (
+        set_in("params", "n_components", -1),
+        r"invalid parameter.*'n_components' parameter",
+    ),
+    "invalid-parameter-type": (
+        set_in("params", "max_iter", "many"),
+        r"invalid parameter.*'max_iter' parameter",
+    ),
+    "unknown-parameter": (set_in("params", "evil", 1), r"parameters \['evil'\]"),
+    "unknown-tag": (
+        set_in("params", "n_components", {"__import__": "os"}),
+        "unexpected entry",
+    ),
+    "dunder-attribute": (
+        set_in("attributes", "__class__", "x"),
+        "forbidden attribute '__class__'",
+    ),
+    "method-attribute": (set_in("attributes", "fit", 1), "forbidden attribute 'fit'"),
+    "class-setting-attribute": (
+        set_in("attributes", "_network_class", 1),
+        "forbidden attribute '_network_class'",
+    ),
+    "parameter-as-attribute": (
+        set_in("attributes", "n_components", 9),
+        "forbidden attribute 'n_components'",
+    ),
+    "weights-of-another-shape": (widen_hidden_layer, "weights do not fit the network"),
+    "missing-tensor": (
+        set_in("attributes", "mean_", {"__ndarray__": "state.999"}),
+        "tensor 'state.999' is missing",
+    ),
+    "tensor-outside-state": (
+        set_in("attributes", "mean_", {"__ndarray__": "network.encoder.0.weight"}),
+        "bad __ndarray__ entry",
+    ),
+    "object-scalar": (
+        set_in("attributes", "n_iter_", {"__scalar__": ["|O", 1]}),
+        "bad __scalar__ entry",
+    ),
+    "bad-device": (
+        set_in("params", "device", {"__device__": "warp drive"}),
+        "bad __device__ entry",
+    ),
+    "mean-of-wrong-length": (
+        set_in("attributes", "n_features_in_", 4),
+        "input scaling is invalid",
+    ),
+    "no-modules": (set_in("modules", []), "fitted attributes but no network"),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED_DOCUMENTS, ids=str)
+def test_tampered_document_is_a_clear_error(case, saved):
+    edit, match = TAMPERED_DOCUMENTS[case]
+    rewrite(saved, edit_document=edit)
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def test_tampered_json_syntax(saved):
+    def corrupt(metadata):
+        metadata["skae.model"] = metadata["skae.model"][:-10]
+
+    rewrite(saved, edit_metadata=corrupt)
+    with pytest.raises(ValueError, match="JSON document cannot be parsed"):
+        load(saved)
+
+
+def test_tampered_weights_fail_the_checksum(saved):
+    content = bytearray(saved.read_bytes())
+    content[-3] ^= 0xFF  # a byte of tensor data, at the end of the file
+    saved.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match="corrupted: its tensors do not match"):
+        load(saved)
+
+
+def test_newer_file_format_asks_for_an_upgrade(saved):
+    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "2"}))
+    with pytest.raises(ValueError, match=r"file format 2, newer .* upgrade skae"):
+        load(saved)
+
+
+def test_safetensors_file_not_from_skae(tmp_path):
+    path = tmp_path / "weights.safetensors"
+    save_file({"weight": torch.ones(2, 2)}, path, metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"not one written by skae\.save"):
+        load(path)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.05, 0.5, 0.99])
+def test_truncated_file_is_a_clear_error(saved, fraction):
+    content = saved.read_bytes()
+    saved.write_bytes(content[: int(len(content) * fraction)])
+    match = "is empty" if fraction == 0 else "truncated, corrupted or of another kind"
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def test_random_bytes_are_a_clear_error(tmp_path):
+    path = tmp_path / "noise.safetensors"
+    path.write_bytes(np.random.RandomState(0).bytes(1000))
+    with pytest.raises(ValueError, match="not a readable skae model file"):
+        load(path)
+
+
+def test_pickle_joblib_and_torch_files_are_refused(fitted, tmp_path):
+    pickle_path = tmp_path / "model.pkl"
+    pickle_path.write_bytes(pickle.dumps(fitted))
+    joblib_path = tmp_path / "model.joblib"
+    joblib.dump(fitted, joblib_path)
+    torch_path = tmp_path / "model.pt"
+    torch.save(fitted._network.state_dict(), torch_path)
+    for path in (pickle_path, joblib_path):
+        with pytest.raises(ValueError, match=r"is a pickle .*can run code"):
+            load(path)
+    with pytest.raises(ValueError, match="is a zip archive"):
+        load(torch_path)
+
+
+class Payload:
+    """Unpickling this object creates a file: a stand-in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_malicious_pickle_in_disguise_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+    disguised = tmp_path / "model.safetensors"
+    disguised.write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(ValueError, match="is a pickle"):
+        load(disguised)
+    assert not marker.exists()
+    # The payload is live: unpickling the same file does run it.
+    with open(disguised, "rb") as file:
+        pickle.load(file).close()
+    assert marker.exists()
+
+
+def test_pickle_payload_behind_a_safetensors_header_runs_no_code(saved, tmp_path):
+    """Pickle bytes appended to, or put inside, a model file are never unpickled."""
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(Payload(marker))
+    saved.write_bytes(saved.read_bytes() + payload)
+    with pytest.raises(ValueError, match="not a readable skae model file"):
+        load(saved)
+
+    def smuggle(metadata):
+        metadata["skae.payload"] = payload.hex()
+
+    clean = tmp_path / "clean.safetensors"
+    save(tiny(), clean)
+    rewrite(clean, edit_metadata=smuggle)
+    load(clean)
+    assert not marker.exists()
+
+
+# -- pickle and joblib ---------------------------------------------------------------
+
+
+def all_tensors(model):
+    """Every tensor of the fitted state: module weights and optimiser moments."""
+    for value in vars(model).values():
+        if isinstance(value, nn.Module):
+            yield from value.parameters()
+            yield from value.buffers()
+    for entry in model._optimizer_state["state"].values():
+        yield from (value for value in entry.values() if torch.is_tensor(value))
+
+
+def test_fitted_state_rests_on_cpu(fitted):
+    tensors = list(all_tensors(fitted))
+    assert tensors
+    assert all(tensor.device.type == "cpu" for tensor in tensors)
+
+
+def test_gpu_model_unpickles_on_cpu_only_machine(fitted, data, tmp_path, monkeypatch):
+    """A model trained with device='cuda' loads where torch sees no GPU."""
+    gpu_model = clone(fitted).set_params(device="cpu").fit(data)
+    gpu_model.set_params(device="cuda")  # as it was, on the GPU machine
+    pickled = pickle.dumps(gpu_model)
+    joblib.dump(gpu_model, tmp_path / "model.joblib")
+    save(gpu_model, tmp_path / "model.safetensors")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    expected = fitted.transform(data)
+    for restored in (
+        pickle.loads(pickled),
+        joblib.load(tmp_path / "model.joblib"),
+        load(tmp_path / "model.safetensors"),
+    ):
+        assert all(tensor.device.type == "cpu" for tensor in all_tensors(restored))
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            restored.transform(data)
+        restored.set_params(device="auto")
+        np.testing.assert_array_equal(restored.transform(data), expected)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_trained_on_gpu_loads_on_cpu(data, tmp_path, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = tiny(device="cuda").fit(data)
+    expected = model.transform(data)
+    pickled = pickle.dumps(model)
+    save(model, tmp_path / "model.safetensors")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for restored in (pickle.loads(pickled), load(tmp_path / "model.safetensors")):
+        assert all(tensor.device.type == "cpu" for tensor in all_tensors(restored))
+        restored.set_params(device="cpu")
+        np.testing.assert_allclose(restored.transform(data), expected, rtol=1e-5)
