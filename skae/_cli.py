@@ -1,0 +1,453 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The ``skae`` command line: ``skae compare`` pits an autoencoder against PCA.
+
+``main(argv)`` returns the exit status: 0 on success, 1 when the input or the
+environment is wrong (one line on stderr says what to do), 2 for unusable
+arguments (argparse's usage message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+from skae import __version__
+from skae._autoencoder import AutoencoderTransformer
+from skae._compare import DEFAULT_N_COMPONENTS, Comparison, run_comparison
+from skae._datasets import Dataset, load_dataset
+
+DEFAULT_EPOCHS = 200
+DEFAULT_N_SAMPLES = 5000
+DEFAULT_OUTPUT = "skae-compare"
+GALLERY_SIZE = 10
+FILES = {
+    "table": "comparison.csv",
+    "error": "reconstruction_error.png",
+    "gallery": "gallery.png",
+    "embedding": "embedding.png",
+    "loss": "loss_curves.png",
+}
+# How the table is printed; the CSV keeps full precision.
+FORMATTERS = {
+    "test_mse": "{:.5f}".format,
+    "test_r2": "{:.3f}".format,
+    "fit_seconds": "{:.2f}".format,
+    "transform_seconds": "{:.4f}".format,
+    "test_accuracy": "{:.3f}".format,
+}
+
+COMPARE_DESCRIPTION = """\
+Compare an autoencoder with PCA: for each code size k, fit both on a training
+split, then measure on the test split the reconstruction error (MSE, R²), the
+fit and transform times and, when there are labels, the accuracy of a logistic
+regression trained on the codes. Prints the table and writes it, with figures,
+to the output folder.
+"""
+COMPARE_EPILOG = f"""\
+files written to the output folder:
+  {FILES["table"]:<26} the table
+  {FILES["error"]:<26} test error (and accuracy) against k
+  {FILES["gallery"]:<26} test images and reconstructions (image data only)
+  {FILES["embedding"]:<26} 2-D codes of the test samples, coloured by label
+  {FILES["loss"]:<26} the autoencoder's training and validation loss
+
+examples:
+  skae compare
+  skae compare --data mnist.npz --n-samples 10000 -k 8 16 32 --epochs 50
+  skae compare --data measurements.csv --target species --output results
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``skae`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        Arguments after the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 when the data, the options or the environment are
+        unusable (a one-line message on stderr says why), 130 when
+        interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return run_compare(args)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"skae {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"skae {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``skae`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The parser, with one subcommand per job.
+    """
+    parser = argparse.ArgumentParser(
+        prog="skae", description="scikit-learn compatible autoencoders."
+    )
+    parser.add_argument("--version", action="version", version=f"skae {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    compare = commands.add_parser(
+        "compare",
+        help="compare an autoencoder with PCA on a data set",
+        description=COMPARE_DESCRIPTION,
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument(
+        "--data",
+        default="digits",
+        metavar="DATA",
+        help="'digits' (scikit-learn's bundled 8x8 digits; the default) or a file: "
+        "an MNIST-style .npz archive (x_train, y_train, optionally x_test, y_test), "
+        "a .npy array (samples x features, or samples x height x width images) "
+        "or a .csv table with a header row",
+    )
+    compare.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="CSV column holding labels (removed from the features)",
+    )
+    compare.add_argument(
+        "-k",
+        "--n-components",
+        nargs="+",
+        type=_positive_int,
+        default=list(DEFAULT_N_COMPONENTS),
+        metavar="K",
+        help="code sizes to compare (default: "
+        + " ".join(str(k) for k in DEFAULT_N_COMPONENTS)
+        + ")",
+    )
+    compare.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=DEFAULT_EPOCHS,
+        help="most epochs the autoencoder trains (max_iter); it stops earlier once "
+        "its validation loss stops improving (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--n-samples",
+        type=_sample_count,
+        default=DEFAULT_N_SAMPLES,
+        metavar="N",
+        help="use a random subset of N samples, or 'all' (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--test-size",
+        type=_fraction,
+        default=0.25,
+        metavar="FRACTION",
+        help="share of the samples held out for testing (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_OUTPUT),
+        metavar="DIR",
+        help="folder for the table and figures, created if needed "
+        "(default: %(default)s)",
+    )
+    compare.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="write only the table (no matplotlib needed)",
+    )
+    return parser
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Run ``skae compare`` with parsed arguments; return the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of the ``compare`` subcommand.
+
+    Returns
+    -------
+    status : int
+        0 when the table and figures are written.
+    """
+    if not args.no_plots:
+        from skae._plotting import check_matplotlib
+
+        check_matplotlib()
+    data = load_dataset(
+        args.data, n_samples=args.n_samples, target=args.target, random_state=args.seed
+    )
+    _prepare_output(args.output)
+    print(_describe(data, args))
+
+    estimators = {
+        "PCA": PCA(),
+        "autoencoder": AutoencoderTransformer(
+            max_iter=args.epochs, early_stopping=True, random_state=args.seed
+        ),
+    }
+    settings = {
+        "estimators": estimators,
+        "test_size": args.test_size,
+        "random_state": args.seed,
+    }
+    progress = ProgressLine(sys.stderr)
+    with warnings.catch_warnings():
+        # Reported once below, per k, rather than as one warning per fit.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = run_comparison(
+            data.X,
+            data.y,
+            n_components=args.n_components,
+            progress=progress,
+            **settings,
+        )
+        embedding = result
+        if not args.no_plots and 2 not in args.n_components and data.X.shape[1] >= 2:
+            progress.prefix = "2-D embedding: "
+            embedding = run_comparison(
+                data.X, data.y, n_components=[2], progress=progress, **settings
+            )
+    progress.close()
+
+    print()
+    print(format_table(result.table))
+    print()
+    written = [args.output / FILES["table"]]
+    result.table.to_csv(written[0], index=False)
+    if not args.no_plots:
+        written += _write_figures(result, embedding, data, args.output)
+    print("wrote " + ", ".join(str(path) for path in written))
+    note = _convergence_note(result, args.epochs)
+    if note:
+        print(note)
+    return 0
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Render a comparison table for the terminal.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table returned by :func:`skae.compare`.
+
+    Returns
+    -------
+    text : str
+        The table with rounded numbers and no index.
+    """
+    formatters = {
+        column: format_ for column, format_ in FORMATTERS.items() if column in table
+    }
+    return table.to_string(index=False, formatters=formatters)
+
+
+class ProgressLine:
+    """A one-line progress bar on a terminal, silent anywhere else.
+
+    Call it as ``progress(n_done, n_total, label)``: the callback of
+    :func:`skae.compare`.
+
+    Parameters
+    ----------
+    stream : file-like
+        Where the bar is drawn; nothing is written unless it is a terminal.
+
+    width : int, default=24
+        Characters in the bar.
+    """
+
+    def __init__(self, stream: TextIO, width: int = 24) -> None:
+        self.stream = stream
+        self.width = width
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.prefix = ""
+        self._start = time.perf_counter()
+        self._length = 0
+
+    def __call__(self, n_done: int, n_total: int, label: str) -> None:
+        """Redraw the bar: ``n_done`` of ``n_total`` steps, now at ``label``."""
+        if not self.enabled:
+            return
+        filled = self.width * n_done // max(n_total, 1)
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = time.perf_counter() - self._start
+        step = "" if n_done >= n_total else f"fitting {label}"
+        line = f"[{bar}] {n_done}/{n_total} {self.prefix}{step} {elapsed:4.0f}s"
+        self.stream.write("\r" + line.ljust(self._length))
+        self.stream.flush()
+        self._length = len(line)
+
+    def close(self) -> None:
+        """Erase the bar."""
+        if self.enabled and self._length:
+            self.stream.write("\r" + " " * self._length + "\r")
+            self.stream.flush()
+            self._length = 0
+
+
+def _write_figures(
+    result: Comparison, embedding: Comparison, data: Dataset, output: Path
+) -> list[Path]:
+    from skae._plotting import (
+        plot_embedding,
+        plot_gallery,
+        plot_loss_curves,
+        plot_reconstruction_error,
+    )
+
+    n_test = len(result.X_test)
+    written = [
+        plot_reconstruction_error(
+            result.table,
+            output / FILES["error"],
+            title=f"{data.name}: reconstruction of {n_test} held-out samples",
+        )
+    ]
+    ks = sorted({k for _, k in result.models})
+    if data.image_shape is not None:
+        k = ks[(len(ks) - 1) // 2]
+        rows = _gallery_rows(result.y_test, n_test)
+        originals = result.X_test[rows]
+        reconstructions = {}
+        for (name, model_k), model in result.models.items():
+            if model_k == k:
+                X_back = model.inverse_transform(model.transform(originals))
+                reconstructions[name] = X_back
+        written.append(
+            plot_gallery(
+                originals,
+                reconstructions,
+                data.image_shape,
+                output / FILES["gallery"],
+                title=f"{data.name}: test images and their reconstructions "
+                f"from k = {k} components",
+            )
+        )
+    codes = {
+        name: model.transform(embedding.X_test)
+        for (name, k), model in embedding.models.items()
+        if k == 2
+    }
+    if codes:
+        written.append(
+            plot_embedding(
+                codes,
+                embedding.y_test,
+                output / FILES["embedding"],
+                title=f"{data.name}: 2-D codes of the {n_test} test samples",
+            )
+        )
+    curves = {
+        k: (
+            model.loss_curve_,
+            None
+            if model.validation_scores_ is None
+            else [-score for score in model.validation_scores_],
+        )
+        for (_, k), model in result.models.items()
+        if isinstance(model, AutoencoderTransformer)
+    }
+    if curves:
+        written.append(
+            plot_loss_curves(
+                curves,
+                output / FILES["loss"],
+                title=f"{data.name}: autoencoder training, one line per code size",
+            )
+        )
+    return written
+
+
+def _gallery_rows(y_test: np.ndarray | None, n_test: int) -> np.ndarray:
+    """Test rows to show: the first of each class when labelled, else the first."""
+    if y_test is not None:
+        classes, first = np.unique(y_test, return_index=True)
+        if len(classes) > 1:
+            return np.sort(first)[:GALLERY_SIZE]
+    return np.arange(min(GALLERY_SIZE, n_test))
+
+
+def _describe(data: Dataset, args: argparse.Namespace) -> str:
+    n_samples, n_features = data.X.shape
+    subset = f" (of {data.n_available})" if n_samples < data.n_available else ""
+    labels = (
+        "no labels" if data.y is None else f"{len(np.unique(data.y))} label classes"
+    )
+    ks = " ".join(str(k) for k in args.n_components)
+    return (
+        f"{data.name}: {n_samples}{subset} samples x {n_features} features, "
+        f"{labels}; k = {ks}; autoencoder: up to {args.epochs} epochs, "
+        f"early stopping; seed {args.seed}"
+    )
+
+
+def _prepare_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder path.")
+    output.mkdir(parents=True, exist_ok=True)
+
+
+def _convergence_note(result: Comparison, epochs: int) -> str:
+    capped = [
+        k
+        for (_, k), model in result.models.items()
+        if isinstance(model, AutoencoderTransformer) and model.n_iter_ >= epochs
+    ]
+    if not capped:
+        return ""
+    ks = ", ".join(str(k) for k in capped)
+    return (
+        f"note: the autoencoder was still improving after {epochs} epochs for "
+        f"k = {ks}; a larger --epochs may lower its error."
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _sample_count(text: str) -> int | None:
+    return None if text == "all" else _positive_int(text)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        )
+    return value
