@@ -1,0 +1,215 @@
+"""Parallel search with joblib, and torch's threads under it."""
+
+import os
+import threading
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+import skae._autoencoder
+from skae import AutoencoderTransformer
+from skae._threads import thread_share, torch_thread_budget
+
+BACKENDS = ["loky", "threading"]
+
+
+def tiny_autoencoder(**params):
+    return AutoencoderTransformer(
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        max_iter=10,
+        learning_rate_init=0.01,
+        random_state=0,
+    ).set_params(**params)
+
+
+@pytest.fixture
+def torch_threads():
+    """Give torch 4 threads for the test, so that a share of them is visible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield 4
+    torch.set_num_threads(before)
+
+
+def run_in_threads(n_threads, target):
+    """Run ``target(index)`` in ``n_threads`` threads; return their results."""
+    results = [None] * n_threads
+    errors = []
+
+    def run(index):
+        try:
+            results[index] = target(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def torch_threads_in_new_thread():
+    return run_in_threads(1, lambda _: torch.get_num_threads())[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grid_search_n_jobs_2_matches_sequential(small_data, backend):
+    def search(n_jobs):
+        grid = GridSearchCV(
+            tiny_autoencoder(),
+            {"n_components": [1, 3], "hidden_layer_sizes": [(8,), (16,)]},
+            cv=3,
+            n_jobs=n_jobs,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with joblib.parallel_config(backend=backend):
+                return grid.fit(small_data)
+
+    sequential, parallel = search(1), search(2)
+    assert parallel.best_params_ == sequential.best_params_
+    assert parallel.best_params_["n_components"] == 3
+    np.testing.assert_allclose(
+        parallel.cv_results_["mean_test_score"],
+        sequential.cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_val_score_n_jobs_2_matches_sequential(small_data, backend):
+    def scores(n_jobs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with joblib.parallel_config(backend=backend):
+                return cross_val_score(
+                    tiny_autoencoder(n_components=3), small_data, cv=4, n_jobs=n_jobs
+                )
+
+    sequential, parallel = scores(1), scores(2)
+    assert parallel.shape == (4,)
+    assert np.all(parallel < 0)
+    np.testing.assert_allclose(parallel, sequential, rtol=1e-4)
+
+
+def fit_and_report_threads(X):
+    """Fit in a loky worker; torch's thread count there, and the worker's pid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tiny_autoencoder().fit(X)
+    return torch.get_num_threads(), os.getpid()
+
+
+def test_loky_workers_split_the_cores(small_data):
+    """joblib gives each loky worker cores // n_jobs threads, and torch obeys."""
+    expected = int(
+        os.environ.get("OMP_NUM_THREADS", thread_share(joblib.cpu_count(), 2))
+    )
+    results = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(fit_and_report_threads)(small_data) for _ in range(4)
+    )
+    assert {threads for threads, _ in results} == {expected}
+    assert os.getpid() not in {pid for _, pid in results}
+
+
+@pytest.mark.parametrize("n_threads", [2, 3, 5])
+def test_threads_entering_a_crowd_take_their_share(torch_threads, n_threads):
+    """The k-th thread inside gets torch's threads divided by k, at least one."""
+    entered = [threading.Event() for _ in range(n_threads)]
+    all_inside = threading.Barrier(n_threads, timeout=30)
+
+    def use_budget(index):
+        if index > 0:
+            assert entered[index - 1].wait(timeout=30)
+        with torch_thread_budget():
+            during = torch.get_num_threads()
+            entered[index].set()
+            all_inside.wait()
+        return during, torch.get_num_threads()
+
+    results = run_in_threads(n_threads, use_budget)
+    expected = [thread_share(torch_threads, k) for k in range(1, n_threads + 1)]
+    assert expected[:3] == [4, 2, 1][:n_threads]
+    assert [during for during, _ in results] == expected
+    assert [after for _, after in results] == [torch_threads] * n_threads
+    assert torch.get_num_threads() == torch_threads
+    assert torch_threads_in_new_thread() == torch_threads
+
+
+def test_thread_alone_changes_nothing(torch_threads, monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with torch_thread_budget():
+        assert torch.get_num_threads() == torch_threads
+        with torch_thread_budget():
+            assert torch.get_num_threads() == torch_threads
+    assert calls == []
+
+
+def test_budget_is_released_when_the_block_raises(torch_threads):
+    ready = threading.Barrier(2, timeout=30)
+
+    def fail_inside(_):
+        with torch_thread_budget():
+            ready.wait()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_in_threads(2, fail_inside)
+    # Nobody is left inside: a thread alone gets all threads again.
+    with torch_thread_budget():
+        assert torch.get_num_threads() == torch_threads
+    assert torch_threads_in_new_thread() == torch_threads
+
+
+def test_estimator_runs_torch_within_the_budget(
+    small_data, fitted_small, torch_threads, monkeypatch
+):
+    """fit, transform, inverse_transform and score_samples all take their share."""
+    seen = []
+
+    def recording(function):
+        def wrapper(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(skae._autoencoder, "train", recording(skae._autoencoder.train))
+    monkeypatch.setattr(
+        skae._autoencoder, "map_batches", recording(skae._autoencoder.map_batches)
+    )
+    occupied, done = threading.Event(), threading.Event()
+
+    def occupy_budget():
+        with torch_thread_budget():
+            occupied.set()
+            done.wait(timeout=60)
+
+    neighbour = threading.Thread(target=occupy_budget)
+    neighbour.start()
+    try:
+        assert occupied.wait(timeout=30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            codes = (
+                tiny_autoencoder(n_components=3).fit(small_data).transform(small_data)
+            )
+        fitted_small.inverse_transform(codes)
+        fitted_small.score_samples(small_data)
+    finally:
+        done.set()
+        neighbour.join()
+    assert seen == [thread_share(torch_threads, 2)] * 4
+    assert torch.get_num_threads() == torch_threads
+    assert torch_threads_in_new_thread() == torch_threads
