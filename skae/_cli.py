@@ -9,6 +9,7 @@ arguments (argparse's usage message).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -23,7 +24,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skae import __version__
 from skae._autoencoder import AutoencoderTransformer
-from skae._compare import DEFAULT_N_COMPONENTS, Comparison, run_comparison
+from skae._compare import (
+    DEFAULT_N_COMPONENTS,
+    Comparison,
+    check_n_components,
+    run_comparison,
+)
 from skae._datasets import Dataset, load_dataset
 
 DEFAULT_EPOCHS = 200
@@ -200,6 +206,10 @@ def run_compare(args: argparse.Namespace) -> int:
     data = load_dataset(
         args.data, n_samples=args.n_samples, target=args.target, random_state=args.seed
     )
+    n_samples, n_features = data.X.shape
+    # Fail now, not after a minute of training: the split's training size.
+    n_train = n_samples - math.ceil(args.test_size * n_samples)
+    check_n_components(args.n_components, (n_train, n_features))
     _prepare_output(args.output)
     print(_describe(data, args))
 

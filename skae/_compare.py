@@ -207,7 +207,7 @@ def run_comparison(
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=test_size, random_state=split_seed
         )
-    ks = _check_n_components(n_components, X_train.shape)
+    ks = check_n_components(n_components, X_train.shape)
     if classifier is None:
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
@@ -294,9 +294,30 @@ def _check_estimators(estimators: Estimators | None) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _check_n_components(
+def check_n_components(
     n_components: Sequence[int], train_shape: tuple[int, int]
 ) -> list[int]:
+    """Validate code sizes against the shape of the training part.
+
+    Parameters
+    ----------
+    n_components : sequence of int
+        Code sizes to compare.
+
+    train_shape : tuple of int
+        (n_samples, n_features) of the data the estimators are fitted on.
+
+    Returns
+    -------
+    ks : list of int
+        The code sizes, as ints.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive int, repeats, or exceeds the number of
+        features or of training samples.
+    """
     ks = list(np.atleast_1d(np.asarray(n_components, dtype=object)))
     if not ks or not all(
         isinstance(k, Integral) and not isinstance(k, bool) and k >= 1 for k in ks

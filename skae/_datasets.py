@@ -11,6 +11,7 @@ and says what to do.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,27 +156,43 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if not {NPZ_IMAGES[0], NPZ_LABELS[0]} <= keys:
-                raise ValueError(
-                    f"{path} has arrays {sorted(keys)}, but an MNIST-style archive "
-                    f"needs {NPZ_IMAGES[0]!r} and {NPZ_LABELS[0]!r} (and optionally "
-                    f"{NPZ_IMAGES[1]!r} and {NPZ_LABELS[1]!r})."
-                )
-            parts = [NPZ_IMAGES[0]]
-            if {NPZ_IMAGES[1], NPZ_LABELS[1]} <= keys:
-                parts.append(NPZ_IMAGES[1])
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"cannot read {path}: not a valid .npz archive.") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path} holds a single array, not an .npz archive; rename it to .npy."
+        )
+    with archive:
+        keys = set(archive.files)
+        if not {NPZ_IMAGES[0], NPZ_LABELS[0]} <= keys:
+            raise ValueError(
+                f"{path} has arrays {sorted(keys)}, but an MNIST-style archive "
+                f"needs {NPZ_IMAGES[0]!r} and {NPZ_LABELS[0]!r} (and optionally "
+                f"{NPZ_IMAGES[1]!r} and {NPZ_LABELS[1]!r})."
+            )
+        parts = [NPZ_IMAGES[0]]
+        if {NPZ_IMAGES[1], NPZ_LABELS[1]} <= keys:
+            parts.append(NPZ_IMAGES[1])
+        try:
             images = [archive[key] for key in parts]
             labels = [archive[key.replace("x_", "y_")] for key in parts]
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"cannot read {path}: not a valid .npz archive.") from exc
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(
+                f"cannot read {path}: the archive is damaged ({exc})."
+            ) from exc
+    shapes = [part.shape for part in images]
+    if any(len(shape) < 2 for shape in shapes) or len({s[1:] for s in shapes}) > 1:
+        raise ValueError(
+            f"{path}: expected images of shape (n, height, width) or rows of shape "
+            f"(n, n_features), got {shapes}."
+        )
     X = np.concatenate(images)
     y = np.concatenate(labels)
-    if X.ndim < 2 or len(X) != len(y) or y.ndim != 1:
+    if y.ndim != 1 or len(X) != len(y):
         raise ValueError(
-            f"{path}: images of shape {X.shape} do not match labels of shape "
-            f"{y.shape}; expected (n, height, width) images and n labels."
+            f"{path}: {len(X)} images but labels of shape {y.shape}; expected one "
+            "label per image."
         )
     image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
     return X.reshape(len(X), -1), y, image_shape

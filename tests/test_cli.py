@@ -1,0 +1,294 @@
+"""The skae command line: skae compare, its files, and its one-line errors."""
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skae._cli import FILES, ProgressLine, main
+from tests.conftest import SHARED_DATA
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = ["--n-samples", "160", "--epochs", "2"]
+
+
+def run(capsys, *args):
+    status = main(["compare", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def written(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+def assert_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert path.stat().st_size > 5_000
+
+
+def test_digits_run_prints_table_and_writes_every_file(tmp_path, capsys):
+    output = tmp_path / "out"
+    status, out, err = run(capsys, *TINY, "-k", "2", "4", "--output", str(output))
+    assert status == 0
+    assert written(output) == sorted(FILES.values())
+    table = pd.read_csv(output / FILES["table"])
+    assert table[["method", "n_components"]].values.tolist() == [
+        ["PCA", 2],
+        ["PCA", 4],
+        ["autoencoder", 2],
+        ["autoencoder", 4],
+    ]
+    assert table["test_accuracy"].between(0, 1).all()
+    assert "digits: 160 (of 1797) samples x 64 features, 10 label classes" in out
+    assert "test_mse" in out and "autoencoder" in out
+    for name in ("error", "gallery", "embedding", "loss"):
+        assert_png(output / FILES[name])
+    # Two epochs cannot trigger early stopping.
+    assert "still improving after 2 epochs for k = 2, 4" in out
+    # stderr is no terminal here, so no progress bar.
+    assert err == ""
+
+
+def test_embedding_fits_k2_models_when_k_list_lacks_2(tmp_path, capsys):
+    output = tmp_path / "out"
+    status, _, _ = run(capsys, *TINY, "-k", "3", "--output", str(output))
+    assert status == 0
+    assert_png(output / FILES["embedding"])
+    assert len(pd.read_csv(output / FILES["table"])) == 2
+
+
+def test_no_plots_writes_only_the_table(tmp_path, capsys):
+    status, out, _ = run(
+        capsys, *TINY, "-k", "2", "--no-plots", "--output", str(tmp_path)
+    )
+    assert status == 0
+    assert written(tmp_path) == [FILES["table"]]
+    assert "autoencoder" in out
+
+
+def test_same_seed_same_table(tmp_path, capsys):
+    tables = []
+    for name in ("a", "b"):
+        args = [*TINY, "-k", "2", "--no-plots", "--seed", "3"]
+        assert run(capsys, *args, "--output", str(tmp_path / name))[0] == 0
+        table = pd.read_csv(tmp_path / name / FILES["table"])
+        tables.append(table.drop(columns=["fit_seconds", "transform_seconds"]))
+    pd.testing.assert_frame_equal(*tables)
+
+
+def test_csv_with_target_column(tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 5)), columns=list("abcde"))
+    frame["kind"] = np.where(frame["a"] > 0, "big", "small")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    output = tmp_path / "out"
+    status, out, _ = run(
+        capsys,
+        "--data",
+        str(tmp_path / "data.csv"),
+        "--target",
+        "kind",
+        "-k",
+        "2",
+        "--epochs",
+        "2",
+        "--output",
+        str(output),
+    )
+    assert status == 0
+    assert "data.csv: 60 samples x 5 features, 2 label classes" in out
+    # Not images: no gallery.
+    assert FILES["gallery"] not in written(output)
+    assert "test_accuracy" in pd.read_csv(output / FILES["table"])
+
+
+def test_npy_images_without_labels(tmp_path, capsys):
+    images = np.random.RandomState(0).randint(0, 256, size=(50, 6, 6), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    output = tmp_path / "out"
+    status, out, _ = run(
+        capsys,
+        "--data",
+        str(tmp_path / "images.npy"),
+        "-k",
+        "2",
+        "--epochs",
+        "1",
+        "--output",
+        str(output),
+    )
+    assert status == 0
+    assert "images.npy: 50 samples x 36 features, no labels" in out
+    assert FILES["gallery"] in written(output)
+    assert "test_accuracy" not in pd.read_csv(output / FILES["table"])
+
+
+def test_mnist_style_npz(tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=rng.randint(0, 256, size=(40, 5, 5), dtype=np.uint8),
+        y_train=rng.randint(0, 3, size=40),
+        x_test=rng.randint(0, 256, size=(20, 5, 5), dtype=np.uint8),
+        y_test=rng.randint(0, 3, size=20),
+    )
+    status, out, _ = run(
+        capsys,
+        "--data",
+        str(tmp_path / "tiny.npz"),
+        "-k",
+        "2",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert status == 0
+    assert "tiny.npz: 60 samples x 25 features, 3 label classes" in out
+
+
+def test_shared_mnist_archive(tmp_path, capsys):
+    path = SHARED_DATA / "mnist.npz"
+    if not path.exists():
+        pytest.skip(f"{path.name} not present beside the repository")
+    output = tmp_path / "out"
+    status, out, _ = run(
+        capsys, "--data", str(path), *TINY, "-k", "2", "--output", str(output)
+    )
+    assert status == 0
+    assert "mnist.npz: 160 (of 70000) samples x 784 features, 10 label" in out
+    assert_png(output / FILES["gallery"])
+
+
+def write_bytes(name, content):
+    def make(folder):
+        path = folder / name
+        path.write_bytes(content)
+        return path
+
+    return make
+
+
+def write_csv(text):
+    return write_bytes("table.csv", text.encode())
+
+
+def write_npz(**arrays):
+    def make(folder):
+        np.savez(folder / "data.npz", **arrays)
+        return folder / "data.npz"
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "make_data, extra, message",
+    [
+        (lambda folder: folder / "missing.csv", [], "no such file: .*missing.csv"),
+        (lambda folder: "mnist", [], "'mnist' is neither the built-in"),
+        (lambda folder: folder, [], "is a folder"),
+        (write_bytes("data.txt", b"1,2\n"), [], "unsupported type '.txt'"),
+        (write_bytes("data.npz", b"not a zip"), [], "not a valid .npz archive"),
+        (write_bytes("data.npy", b"garbage"), [], "not a numeric .npy array"),
+        (write_bytes("table.csv", b"\xff\xfe\x00\x81"), [], "cannot read .* as CSV"),
+        (write_csv(""), [], "cannot read .* as CSV"),
+        (
+            write_csv("a,b,name\n1,2,x\n3,4,y\n"),
+            [],
+            "column 'name' of .* is not numeric \\(e.g. 'x'\\)",
+        ),
+        (write_csv("a,b\n1,\n3,4\n"), [], "missing or infinite values"),
+        (write_csv("a,b\n1,2\n3,4\n"), ["--target", "c"], "has no column 'c'"),
+        (lambda folder: "digits", ["--target", "c"], "not a CSV file"),
+        (write_npz(images=np.zeros((3, 2))), [], "needs 'x_train' and 'y_train'"),
+        (
+            write_npz(x_train=np.zeros((3, 2, 2)), y_train=np.zeros(2)),
+            [],
+            "3 images but labels of shape \\(2,\\)",
+        ),
+        (lambda folder: "digits", ["-k", "65"], "n_components=65 is too large"),
+    ],
+)
+def test_bad_input_gives_one_line_error(tmp_path, capsys, make_data, extra, message):
+    data = make_data(tmp_path)
+    status, out, err = run(
+        capsys, "--data", str(data), *extra, "--output", str(tmp_path / "out")
+    )
+    assert status == 1
+    assert err.count("\n") == 1
+    assert err.startswith("skae compare: error: ")
+    assert "Traceback" not in err
+    assert re.search(message, err)
+    # The error comes before anything else, training included.
+    assert out == ""
+
+
+def test_output_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    status, _, err = run(capsys, "--output", str(tmp_path / "taken"))
+    assert status == 1
+    assert "is a file; give a folder path" in err
+
+
+def test_missing_matplotlib_is_explained(tmp_path, capsys, monkeypatch):
+    # A None entry in sys.modules makes the import raise ImportError.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    status, _, err = run(capsys, "--output", str(tmp_path))
+    assert status == 1
+    assert 'pip install "skae[plot]"' in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-k", "0"], ["-k", "two"], ["--epochs", "-1"], ["--test-size", "1.5"]],
+)
+def test_unusable_option_values_exit_with_usage(capsys, args):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["compare", *args])
+    assert excinfo.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_line_draws_on_a_terminal_only():
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = ProgressLine(stream, width=10)
+        progress(0, 4, "PCA, k=2")
+        progress(2, 4, "autoencoder, k=2")
+        progress(4, 4, "done")
+        progress.close()
+    drawn = terminal.getvalue()
+    assert "[----------] 0/4 fitting PCA, k=2" in drawn
+    assert "[#####-----] 2/4 fitting autoencoder, k=2" in drawn
+    assert "[##########] 4/4" in drawn
+    # close() erases the line, leaving the cursor at its start.
+    assert drawn.endswith("\r")
+    assert pipe.getvalue() == ""
+
+
+def test_installed_console_script():
+    script = shutil.which("skae") or shutil.which(
+        "skae", path=str(Path(sys.executable).parent)
+    )
+    if script is None:
+        pytest.skip("the skae script is not installed (pip install -e .)")
+    result = subprocess.run(
+        [script, "compare", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "usage: skae compare" in result.stdout
+    assert "--epochs" in result.stdout
