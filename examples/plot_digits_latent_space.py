@@ -1,7 +1,6 @@
 """
-=========================================
-Two-dimensional codes of digits: AE vs PCA
-=========================================
+Two-dimensional codes of digits: autoencoder vs PCA
+===================================================
 
 Squeeze the 64 pixels of each of scikit-learn's 8x8 hand-written digits into two
 numbers, once with :class:`~sklearn.decomposition.PCA` and once with

@@ -1,7 +1,6 @@
 """
-=================================================
 Tuning n_components in a Pipeline with GridSearchCV
-=================================================
+===================================================
 
 :class:`skae.AutoencoderTransformer` is a scikit-learn transformer, so it goes
 into a :class:`~sklearn.pipeline.Pipeline` in front of a classifier and its

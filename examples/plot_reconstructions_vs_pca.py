@@ -1,7 +1,6 @@
 """
-=====================================
-Reconstructions from 8 numbers: PCA vs AE
-=====================================
+Reconstructions from 8 numbers: autoencoder vs PCA
+==================================================
 
 Both :class:`~sklearn.decomposition.PCA` and
 :class:`skae.AutoencoderTransformer` compress each 8x8 digit to a code of
