@@ -3,8 +3,18 @@
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._compare import compare
+from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
+from skae._variational import VariationalAutoencoder
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "__version__", "compare", "load", "save"]
+__all__ = [
+    "AutoencoderOutlierDetector",
+    "AutoencoderTransformer",
+    "VariationalAutoencoder",
+    "__version__",
+    "compare",
+    "load",
+    "save",
+]

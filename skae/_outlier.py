@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Outlier detection by reconstruction error, with scikit-learn's outlier API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from numbers import Real
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    OutlierMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skae._autoencoder import FLOAT_DTYPES, AutoencoderTransformer
+
+
+class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Outlier detection by autoencoder reconstruction error.
+
+    An autoencoder trained on mostly normal data reconstructs samples like
+    them well and unusual samples badly. This detector fits ``estimator`` to
+    X and flags as outliers the samples it reconstructs worst: the fraction
+    ``contamination`` of the training data, and any new sample reconstructed
+    no better than they were.
+
+    Any skae autoencoder works as ``estimator``: dense, convolutional
+    (``image_shape``), denoising (``noise``) or a
+    :class:`VariationalAutoencoder`. Its parameters are tuned as
+    ``estimator__<name>``, for example with
+    :class:`~sklearn.model_selection.GridSearchCV` and ``scoring="roc_auc"`` on
+    labelled validation data.
+
+    Parameters
+    ----------
+    estimator : estimator object or None, default=None
+        The autoencoder to fit, cloned before fitting. Any estimator with
+        ``fit`` and ``score_samples``, where a higher score means a more
+        normal sample, will do. None uses ``AutoencoderTransformer()``.
+
+    contamination : float, default=0.1
+        Expected proportion of outliers in the training data, in (0, 0.5]. It
+        sets the threshold ``offset_`` on the scores: that fraction of the
+        training samples scores below it.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted clone of ``estimator``.
+
+    offset_ : float
+        Threshold on :meth:`score_samples`: the ``contamination`` quantile of
+        the training samples' scores. ``decision_function = score_samples -
+        offset_``, so samples with a negative decision are outliers.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, when X has string column names.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Outlier detection by random partitions.
+    sklearn.covariance.EllipticEnvelope : Outlier detection for Gaussian data.
+
+    Notes
+    -----
+    Fitting is all or nothing: if it fails, an already fitted detector stays
+    exactly as it was.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderOutlierDetector, AutoencoderTransformer
+    >>> X, y = load_digits(return_X_y=True)
+    >>> detector = AutoencoderOutlierDetector(
+    ...     AutoencoderTransformer(n_components=4, max_iter=5, random_state=0),
+    ...     contamination=0.05,
+    ... )
+    >>> labels = detector.fit_predict(X[y == 0])
+    >>> sorted(set(labels.tolist()))
+    [-1, 1]
+    >>> detector.predict(X[y != 0][:5]).shape
+    (5,)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [HasMethods(["fit", "score_samples"]), None],
+        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+    }
+
+    def __init__(self, estimator: Any = None, *, contamination: float = 0.1) -> None:
+        self.estimator = estimator
+        self.contamination = contamination
+
+    # The inner estimator validates its own parameters when it is fitted.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X: npt.ArrayLike, y: object = None) -> AutoencoderOutlierDetector:
+        """Fit the autoencoder to X and set the outlier threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, mostly normal samples.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : AutoencoderOutlierDetector
+            The fitted detector.
+        """
+        with _unchanged_on_failure(self):
+            X = validate_data(self, X, dtype=FLOAT_DTYPES)
+            estimator = clone(
+                AutoencoderTransformer() if self.estimator is None else self.estimator
+            )
+            estimator.fit(X)
+            offset = np.percentile(estimator.score_samples(X), 100 * self.contamination)
+            self.estimator_ = estimator
+            self.offset_ = float(offset)
+        return self
+
+    def score_samples(self, X: npt.ArrayLike) -> np.ndarray:
+        """Score the normality of each sample: its negative reconstruction error.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``estimator_.score_samples(X)``: for skae autoencoders, the
+            negative mean squared reconstruction error of each sample. The
+            lower, the more abnormal.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+        return np.asarray(self.estimator_.score_samples(X), dtype=np.float64)
+
+    def decision_function(self, X: npt.ArrayLike) -> np.ndarray:
+        """Score relative to the threshold; negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to score.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+        """Label each sample as an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to label.
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,)
+            +1 where ``decision_function(X) >= 0``, -1 elsewhere.
+        """
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+
+@contextmanager
+def _unchanged_on_failure(estimator: BaseEstimator) -> Iterator[None]:
+    """Restore every attribute if the block raises, as a failed fit must."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise

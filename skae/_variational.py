@@ -1,0 +1,322 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The variational autoencoder: a generative model with the transformer's face."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from skae._autoencoder import AutoencoderTransformer
+from skae._networks import LossTerms, VariationalNet
+
+_SHARED_CONSTRAINTS = AutoencoderTransformer._parameter_constraints
+
+
+class VariationalAutoencoder(AutoencoderTransformer):
+    """Variational autoencoder: codes with a prior, and new samples from it.
+
+    The encoder maps each sample to a Gaussian posterior over the code (a mean
+    and a variance per code dimension); training draws codes from it and
+    minimises the reconstruction error plus ``kl_weight`` times the
+    Kullback-Leibler divergence from the posterior to a standard normal prior.
+    Codes of the training data then fill a standard normal cloud without
+    holes, so decoding standard normal draws with :meth:`sample` generates new
+    samples that resemble the training data.
+
+    Everything else is :class:`AutoencoderTransformer`: the same parameters
+    (except ``sparsity``: the prior already shapes the codes), the same
+    training loop, early stopping, scoring and persistence. ``transform``
+    returns the posterior means, so it is deterministic and sits in a Pipeline
+    as any transformer does; ``inverse_transform`` decodes codes, and
+    ``score`` is the negative mean squared error of reconstructing the
+    posterior means, comparable with the plain autoencoder's.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the code (the latent space): the number of features
+        ``transform`` returns.
+
+    kl_weight : float, default=1.0
+        Weight of the KL divergence to the prior, relative to the mean
+        squared reconstruction error of the standardised data; the divergence
+        is divided by the number of features so that the weight does not
+        depend on it. Larger values give smoother, more prior-like codes and
+        blurrier reconstructions; 0 trains a plain autoencoder with noisy
+        codes.
+
+    hidden_layer_sizes : array-like of int, default=(256, 128)
+        Widths of the encoder's hidden layers, from the input side. The decoder
+        uses them in reverse.
+
+    activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu'}, default='relu'
+        Activation after each hidden layer.
+
+    solver : {'adam', 'adamw', 'sgd'}, default='adam'
+        Optimiser. 'sgd' uses Nesterov momentum 0.9, as MLPRegressor does.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights, passed to the optimiser as
+        weight decay (decoupled from the gradient for 'adamw').
+
+    batch_size : int or 'auto', default='auto'
+        Samples per training step. 'auto' uses ``min(256, n_samples)``.
+
+    learning_rate : {'cosine', 'constant'}, default='cosine'
+        Learning-rate schedule of ``fit``: 'cosine' anneals the rate from
+        ``learning_rate_init`` to zero over the planned ``max_iter`` epochs;
+        'constant' keeps it. ``partial_fit`` always keeps it.
+
+    learning_rate_init : float, default=3e-3
+        Initial step size of the optimiser.
+
+    max_iter : int or 'auto', default='auto'
+        Maximum number of epochs. 'auto' plans about 4000 optimiser steps,
+        within 10 to 200 epochs.
+
+    tol : float, default=1e-4
+        Training stops once the monitored loss has not improved by at least
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, monitor the
+        reconstruction error of its posterior means instead of the training
+        loss, and keep the weights of the best validation epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` tolerated before stopping.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer during training.
+
+    batch_norm : bool, default=False
+        Batch normalisation after each hidden layer.
+
+    noise : {'gaussian', 'mask'} or None, default=None
+        Corrupt the encoder's input during training, as in
+        :class:`AutoencoderTransformer`.
+
+    noise_level : float, default=0.1
+        Strength of the corruption; used only when ``noise`` is set.
+
+    image_shape : tuple of int (channels, height, width) or None, default=None
+        Encode each row as an image of this shape with convolutions, as in
+        :class:`AutoencoderTransformer`.
+
+    conv_channels : array-like of int, default=(32, 64)
+        Output channels of each convolution; used only with ``image_shape``.
+
+    network : callable or None, default=None
+        Your own torch modules, as in :class:`AutoencoderTransformer`: called
+        as ``network(n_features, 2 * n_components)``, the encoder it returns
+        must output the posterior means in its first ``n_components`` columns
+        and their log-variances in the others.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the codes drawn during
+        training and the validation split. Pass an int for reproducible
+        results.
+
+    verbose : bool, default=False
+        Print the training (and validation) loss after each epoch.
+
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current weights
+        instead of starting afresh.
+
+    device : str or torch.device, default='auto'
+        Where the network trains and runs: 'auto' (CUDA when present, else
+        CPU), 'cpu', 'cuda' or 'cuda:<index>'.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        Trained encoder, from input units to posterior means.
+
+    decoder_ : torch.nn.Module
+        Trained decoder, from codes back to input units.
+
+    mean_ : ndarray of shape (`n_features_in_`,)
+        Per-feature mean of the training data, removed before encoding.
+
+    scale_ : float
+        Common scale the centred data are divided by.
+
+    loss_curve_ : list of float
+        Training loss (reconstruction error plus weighted KL divergence) of
+        each epoch, in squared input units.
+
+    best_loss_ : float or None
+        Lowest training loss reached; None when ``early_stopping=True``.
+
+    validation_scores_ : list of float or None
+        Score on the held-out data after each epoch; None unless
+        ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None unless ``early_stopping=True``.
+
+    n_iter_ : int
+        Number of epochs trained.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``, when X has string column names.
+
+    See Also
+    --------
+    AutoencoderTransformer : The deterministic autoencoder.
+    sklearn.neighbors.KernelDensity : Another estimator with a ``sample``
+        method.
+
+    Notes
+    -----
+    The reconstruction term is the mean squared error of the standardised data
+    and the KL term is divided by the number of features, so the objective is
+    proportional to the negative evidence lower bound of a Gaussian decoder
+    whose variance, in standardised units, is ``kl_weight / 2``. The default
+    ``kl_weight=1`` thus assumes noise of half the data's average variance per
+    feature: a strong prior that favours smooth codes and well-formed samples
+    over sharp reconstructions.
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VariationalAutoencoder
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VariationalAutoencoder(n_components=4, max_iter=5, random_state=0)
+    >>> vae.fit_transform(X).shape
+    (1797, 4)
+    >>> vae.sample(3, random_state=0).shape
+    (3, 64)
+    >>> vae.get_feature_names_out()[:2]
+    array(['variationalautoencoder0', 'variationalautoencoder1'], dtype=object)
+    """
+
+    _network_class = VariationalNet
+    _encoder_width_factor = 2
+
+    # Everything the plain autoencoder checks, but ``sparsity``.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **{
+            name: constraints
+            for name, constraints in _SHARED_CONSTRAINTS.items()
+            if name != "sparsity"
+        },
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        kl_weight: float = 1.0,
+        hidden_layer_sizes: tuple[int, ...] = (256, 128),
+        activation: str = "relu",
+        solver: str = "adam",
+        alpha: float = 0.0,
+        batch_size: int | str = "auto",
+        learning_rate: str = "cosine",
+        learning_rate_init: float = 3e-3,
+        max_iter: int | str = "auto",
+        tol: float = 1e-4,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        noise: str | None = None,
+        noise_level: float = 0.1,
+        image_shape: tuple[int, int, int] | None = None,
+        conv_channels: tuple[int, ...] = (32, 64),
+        network: Callable[[int, int], tuple[nn.Module, nn.Module]] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+        warm_start: bool = False,
+        device: str | torch.device = "auto",
+    ) -> None:
+        # Not super().__init__: it would set ``sparsity``, which is no
+        # parameter here, and scikit-learn forbids other attributes in __init__.
+        self.n_components = n_components
+        self.kl_weight = kl_weight
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.noise = noise
+        self.noise_level = noise_level
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.network = network
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def sample(
+        self,
+        n_samples: int = 1,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> np.ndarray:
+        """Generate new samples by decoding codes drawn from the prior.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the standard normal codes. Pass an int for the same samples
+            on every call.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, `n_features_in_`)
+            Generated samples, in the units of the training data (float64).
+        """
+        check_is_fitted(self)
+        if (
+            not isinstance(n_samples, Integral)
+            or isinstance(n_samples, bool)
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be a positive int, got {n_samples!r}; ask for "
+                "at least one sample."
+            )
+        codes = check_random_state(random_state).standard_normal(
+            size=(int(n_samples), self._n_features_out)
+        )
+        return self.inverse_transform(codes)
+
+    def _loss_terms(self) -> LossTerms:
+        return LossTerms(
+            noise=self.noise, noise_level=self.noise_level, kl_weight=self.kl_weight
+        )
