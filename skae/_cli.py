@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 import warnings
@@ -91,7 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return run_compare(args)
+        status = run_compare(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader (say, head) left: stay quiet, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, OSError, ImportError) as exc:
         message = " ".join(str(exc).split())
         print(f"skae {args.command}: error: {message}", file=sys.stderr)
@@ -394,11 +401,11 @@ def _write_figures(
 
 
 def _gallery_rows(y_test: np.ndarray | None, n_test: int) -> np.ndarray:
-    """Test rows to show: the first of each class when labelled, else the first."""
+    """Test rows to show: the first of each class, in class order, else the first."""
     if y_test is not None:
         classes, first = np.unique(y_test, return_index=True)
         if len(classes) > 1:
-            return np.sort(first)[:GALLERY_SIZE]
+            return first[:GALLERY_SIZE]
     return np.arange(min(GALLERY_SIZE, n_test))
 
 
@@ -411,7 +418,7 @@ def _describe(data: Dataset, args: argparse.Namespace) -> str:
     ks = " ".join(str(k) for k in args.n_components)
     return (
         f"{data.name}: {n_samples}{subset} samples x {n_features} features, "
-        f"{labels}; k = {ks}; autoencoder: up to {args.epochs} epochs, "
+        f"{labels}; k = {ks}; autoencoder: up to {_epochs(args.epochs)}, "
         f"early stopping; seed {args.seed}"
     )
 
@@ -432,9 +439,13 @@ def _convergence_note(result: Comparison, epochs: int) -> str:
         return ""
     ks = ", ".join(str(k) for k in capped)
     return (
-        f"note: the autoencoder was still improving after {epochs} epochs for "
-        f"k = {ks}; a larger --epochs may lower its error."
+        f"note: the autoencoder used all {_epochs(epochs)} without stopping early "
+        f"for k = {ks}; a larger --epochs may lower its error."
     )
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _positive_int(text: str) -> int:

@@ -51,7 +51,7 @@ def test_digits_run_prints_table_and_writes_every_file(tmp_path, capsys):
     for name in ("error", "gallery", "embedding", "loss"):
         assert_png(output / FILES[name])
     # Two epochs cannot trigger early stopping.
-    assert "still improving after 2 epochs for k = 2, 4" in out
+    assert "used all 2 epochs without stopping early for k = 2, 4" in out
     # stderr is no terminal here, so no progress bar.
     assert err == ""
 
