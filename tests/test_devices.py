@@ -1,0 +1,247 @@
+"""Devices: every path that runs on a CPU, and CUDA where there is one."""
+
+import io
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+import skae
+from skae import AutoencoderTransformer
+from skae._data import resolve_device
+
+cuda = pytest.mark.cuda
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"
+)
+
+# Calls that initialise CUDA or touch a device, none of which a CPU-only run
+# may make.
+CUDA_CALLS = [
+    "_lazy_init",
+    "init",
+    "current_device",
+    "set_device",
+    "synchronize",
+    "get_rng_state",
+    "get_rng_state_all",
+    "set_rng_state",
+    "set_rng_state_all",
+    "empty_cache",
+    "mem_get_info",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Train these tiny networks on one thread: a second one only slows them
+    down on a busy machine, and devices, not speed, are under test here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fit_quietly(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X)
+
+
+def small_autoencoder(**params):
+    return AutoencoderTransformer(
+        n_components=3, hidden_layer_sizes=(16,), max_iter=20, random_state=0
+    ).set_params(**params)
+
+
+def storage_locations(obj, monkeypatch):
+    """Device tags torch writes for every tensor storage while saving ``obj``."""
+    seen = []
+    tag = torch.serialization.location_tag
+
+    def recording_tag(storage):
+        seen.append(tag(storage))
+        return seen[-1]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", recording_tag)
+        torch.save(obj, io.BytesIO())
+    return seen
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """A machine without CUDA, where any call that would use it fails the test."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"torch.cuda.{name} called without CUDA")
+
+        return call
+
+    for name in CUDA_CALLS:
+        monkeypatch.setattr(torch.cuda, name, forbidden(name))
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("cpu", "cpu"),
+        (torch.device("cpu"), "cpu"),
+        ("auto", "cpu"),
+    ],
+)
+def test_device_strings_without_cuda(no_cuda, device, expected):
+    assert resolve_device(device) == torch.device(expected)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1", torch.device("cuda")])
+def test_cuda_requested_without_cuda_names_the_fix(no_cuda, device):
+    with pytest.raises(ValueError, match=r"no CUDA device.*device='auto'"):
+        resolve_device(device)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "", "mps", "meta"])
+def test_devices_skae_cannot_use_are_refused(device):
+    with pytest.raises(ValueError, match="device="):
+        resolve_device(device)
+
+
+def test_auto_without_cuda_makes_no_cuda_call(no_cuda, small_data):
+    ae = fit_quietly(small_autoencoder(device="auto"), small_data)
+    codes = ae.transform(small_data)
+    ae.inverse_transform(codes)
+    ae.score_samples(small_data)
+    ae.partial_fit(small_data)
+    assert not torch.cuda.is_initialized()
+    reference = fit_quietly(small_autoencoder(device="cpu"), small_data)
+    np.testing.assert_array_equal(codes, reference.transform(small_data))
+
+
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), "auto"])
+def test_cpu_spellings_give_identical_models(no_cuda, small_data, device):
+    reference = fit_quietly(small_autoencoder(device="cpu"), small_data)
+    ae = fit_quietly(small_autoencoder(device=device), small_data)
+    np.testing.assert_array_equal(
+        ae.transform(small_data), reference.transform(small_data)
+    )
+    assert ae.loss_curve_ == reference.loss_curve_
+
+
+def test_cuda_fit_without_cuda_leaves_fitted_model(no_cuda, small_data):
+    ae = fit_quietly(small_autoencoder(), small_data)
+    codes = ae.transform(small_data)
+    state = {key: value.clone() for key, value in ae.encoder_.state_dict().items()}
+    ae.set_params(device="cuda")
+    for call in (ae.fit, ae.partial_fit, ae.transform, ae.score_samples):
+        with pytest.raises(ValueError, match="no CUDA device"):
+            call(small_data)
+    ae.set_params(device="auto")
+    np.testing.assert_array_equal(ae.transform(small_data), codes)
+    for key, value in ae.encoder_.state_dict().items():
+        assert torch.equal(value, state[key])
+
+
+def test_fitted_state_rests_on_cpu(small_data, monkeypatch):
+    ae = fit_quietly(small_autoencoder(), small_data)
+    ae.partial_fit(small_data)
+    locations = storage_locations(ae, monkeypatch)
+    assert locations
+    assert set(locations) == {"cpu"}
+
+
+def test_cuda_saved_state_loads_onto_cpu(small_data, monkeypatch):
+    """A model saved where its tensors sat on a GPU loads with map_location."""
+    ae = fit_quietly(small_autoencoder(), small_data)
+    buffer = io.BytesIO()
+    # Tag every storage as a CUDA one, as torch.save does on a GPU machine.
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(ae, buffer)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    buffer.seek(0)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(buffer, weights_only=False)
+    buffer.seek(0)
+    loaded = torch.load(buffer, map_location="cpu", weights_only=False)
+    assert set(storage_locations(loaded, monkeypatch)) == {"cpu"}
+    np.testing.assert_array_equal(
+        loaded.transform(small_data), ae.transform(small_data)
+    )
+
+
+def test_model_saved_for_cuda_runs_on_cpu_after_set_params(
+    no_cuda, small_data, tmp_path
+):
+    ae = fit_quietly(small_autoencoder(), small_data)
+    expected = ae.transform(small_data)
+    ae.set_params(device="cuda")
+    path = tmp_path / "model.safetensors"
+    skae.save(ae, path)
+    loaded = skae.load(path)
+    assert loaded.device == "cuda"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        loaded.transform(small_data)
+    loaded.set_params(device="auto")
+    np.testing.assert_array_equal(loaded.transform(small_data), expected)
+
+
+def test_pickle_round_trip_keeps_device_choice(small_data):
+    ae = fit_quietly(small_autoencoder(device=torch.device("cpu")), small_data)
+    loaded = pickle.loads(pickle.dumps(ae))
+    assert loaded.device == torch.device("cpu")
+    np.testing.assert_array_equal(
+        loaded.transform(small_data), ae.transform(small_data)
+    )
+
+
+@cuda
+@needs_cuda
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_cuda_fit_leaves_modules_on_cpu(small_data, device, monkeypatch):
+    ae = fit_quietly(small_autoencoder(device=device), small_data)
+    assert resolve_device(device).type == "cuda"
+    ae.partial_fit(small_data)
+    assert set(storage_locations(ae, monkeypatch)) == {"cpu"}
+    assert all(p.device.type == "cpu" for p in ae.encoder_.parameters())
+
+
+@cuda
+@needs_cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_and_cpu_inference_agree(small_data, dtype):
+    X = small_data.astype(dtype)
+    ae = fit_quietly(small_autoencoder(device="cuda"), X)
+    on_cuda = ae.transform(X)
+    assert on_cuda.dtype == dtype
+    on_cpu = ae.set_params(device="cpu").transform(X)
+    np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ae.set_params(device="cuda").score_samples(X),
+        ae.set_params(device="cpu").score_samples(X),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+@cuda
+@needs_cuda
+def test_cuda_fit_leaves_cuda_random_state_alone(small_data):
+    before = torch.cuda.get_rng_state()
+    fit_quietly(small_autoencoder(device="cuda"), small_data)
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+
+
+@cuda
+@needs_cuda
+def test_cuda_fit_is_reproducible(small_data):
+    first = fit_quietly(small_autoencoder(device="cuda"), small_data)
+    second = fit_quietly(small_autoencoder(device="cuda"), small_data)
+    np.testing.assert_allclose(
+        first.transform(small_data), second.transform(small_data), rtol=1e-5
+    )
