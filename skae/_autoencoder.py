@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from skae._data import map_batches, resolve_device, to_tensor
+from skae._data import batch_bounds, map_batches, resolve_device, to_tensor
 from skae._networks import (
     ACTIVATIONS,
     NOISES,
@@ -37,9 +37,13 @@ from skae._networks import (
     build_convolutional,
     build_dense,
 )
+from skae._threads import torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, train
 
 FLOAT_DTYPES = [np.float64, np.float32]
+# Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
+# small and large data sets alike (see benchmarks/bench_training.py).
+AUTO_STEPS = 4000
 # Parameters that fix the network's shape; warm_start cannot change them.
 ARCHITECTURE_PARAMS = (
     "n_components",
@@ -97,11 +101,20 @@ class AutoencoderTransformer(
     batch_size : int or 'auto', default='auto'
         Samples per training step. 'auto' uses ``min(256, n_samples)``.
 
-    learning_rate_init : float, default=1e-3
-        Step size of the optimiser.
+    learning_rate : {'cosine', 'constant'}, default='cosine'
+        Learning-rate schedule of ``fit``: 'cosine' anneals the rate from
+        ``learning_rate_init`` to zero along a cosine over the planned
+        ``max_iter`` epochs, step by step, which reaches a lower error in the
+        same time; 'constant' keeps it. ``partial_fit`` always keeps it.
 
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the training data).
+    learning_rate_init : float, default=3e-3
+        Initial step size of the optimiser.
+
+    max_iter : int or 'auto', default='auto'
+        Maximum number of epochs (passes over the training data). 'auto' plans
+        about 4000 optimiser steps, within 10 to 200 epochs: 200 epochs on a
+        data set of a thousand rows, 18 on 60 000 rows at the default batch
+        size, so that large data sets train in bounded time.
 
     tol : float, default=1e-4
         Training stops once the monitored loss has not improved by at least
@@ -143,7 +156,9 @@ class AutoencoderTransformer(
         Treat each row as a flattened image of this shape and encode it with
         convolutions (3x3, stride 2: each halves height and width) before the
         dense hidden layers; the decoder mirrors them with transposed
-        convolutions. Rows in, rows out, so it still sits in a Pipeline.
+        convolutions. Rows in, rows out, so it still sits in a Pipeline. One
+        entry may be -1, inferred from the number of features as in
+        :func:`numpy.reshape`: ``(1, 1, -1)`` convolves any row as a 1-D signal.
 
     conv_channels : array-like of int, default=(32, 64)
         Output channels of each convolution; used only with ``image_shape``.
@@ -186,12 +201,12 @@ class AutoencoderTransformer(
     decoder_ : torch.nn.Module
         Trained decoder, from codes back to input units.
 
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Per-feature mean of the training data, removed before encoding.
 
     scale_ : float
         Common scale the centred data are divided by: the root mean square of
-        the centred training data (1.0 if that is zero).
+        the centred training data (1.0 if that is zero in float32).
 
     loss_curve_ : list of float
         Training loss of each epoch, in squared input units.
@@ -213,7 +228,7 @@ class AutoencoderTransformer(
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when X has string column names.
 
     See Also
@@ -256,8 +271,9 @@ class AutoencoderTransformer(
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
+        "learning_rate": [StrOptions({"cosine", "constant"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -285,8 +301,9 @@ class AutoencoderTransformer(
         solver: str = "adam",
         alpha: float = 0.0,
         batch_size: int | str = "auto",
-        learning_rate_init: float = 1e-3,
-        max_iter: int = 200,
+        learning_rate: str = "cosine",
+        learning_rate_init: float = 3e-3,
+        max_iter: int | str = "auto",
         tol: float = 1e-4,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
@@ -310,6 +327,7 @@ class AutoencoderTransformer(
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.tol = tol
@@ -376,6 +394,10 @@ class AutoencoderTransformer(
             The updated estimator.
         """
         continuing = hasattr(self, "encoder_")
+        if continuing:
+            # _fit_context validates only a first partial_fit; set_params may
+            # have changed a parameter since.
+            self._validate_params()
         with self._unchanged_on_failure():
             X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
             self._train(X, continuing=continuing, incremental=True)
@@ -408,7 +430,7 @@ class AutoencoderTransformer(
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             Reconstructions, with the dtype of the codes.
         """
         check_is_fitted(self)
@@ -447,10 +469,11 @@ class AutoencoderTransformer(
             _for_inference(module, device, X.dtype)
             for module in (self.encoder_, self.decoder_)
         )
-        errors = map_batches(
-            squared_errors(encoder, decoder), X, 1, device=device, dtype=X.dtype
-        )
-        return -errors.ravel().astype(np.float64)
+        with torch_thread_budget():
+            errors = map_batches(
+                squared_errors(encoder, decoder), X, 1, device=device, dtype=X.dtype
+            )
+        return -_finite_output(errors, X.dtype).ravel().astype(np.float64)
 
     def score(self, X: npt.ArrayLike, y: object = None) -> float:
         """Negative mean squared reconstruction error of X; higher is better.
@@ -486,11 +509,6 @@ class AutoencoderTransformer(
         if continuing:
             self._check_same_architecture()
         n_samples = X.shape[0]
-        if self.batch_norm and n_samples < 2:
-            raise ValueError(
-                f"batch_norm=True needs at least 2 samples per fit, got "
-                f"n_samples={n_samples}; add data or set batch_norm=False."
-            )
         rng = check_random_state(self.random_state)
         n_iter_before = self.n_iter_ if continuing else 0
         # Later warm-start or partial_fit calls shuffle differently from the first.
@@ -501,10 +519,17 @@ class AutoencoderTransformer(
         else:
             mean, scale = _standardization(X)
         train_rows, valid_rows = self._split_validation(n_samples, rng, incremental)
-        config = self._training_config(n_samples, scale, incremental)
+        n_train = n_samples if train_rows is None else len(train_rows)
+        config = self._training_config(n_train, scale, incremental)
+        if self.batch_norm and min(n_train, config.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True needs at least 2 samples per training batch, got "
+                f"batch_size={config.batch_size} and {n_train} training samples; "
+                "add data, raise batch_size or set batch_norm=False."
+            )
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
 
-        with torch.random.fork_rng(devices=cuda_devices):
+        with torch_thread_budget(), torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             generator = torch.Generator(device).manual_seed(seed)
             if continuing:
@@ -559,7 +584,7 @@ class AutoencoderTransformer(
             self.best_loss_ = min(loss_curve)
         if not incremental and not result.stopped_early:
             warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                f"Stochastic Optimizer: Maximum iterations ({config.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -571,7 +596,7 @@ class AutoencoderTransformer(
         """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
         self._network = network.eval()
         self._architecture = self._architecture_params()
-        self._n_features_out = self.n_components
+        self._n_features_out = int(self.n_components)
         self.mean_, self.scale_ = mean, scale
         self.encoder_ = nn.Sequential(
             Standardize(*_as_tensors(mean, scale)), network.code_path()
@@ -588,14 +613,9 @@ class AutoencoderTransformer(
         """Build the untrained network the parameters describe."""
         n_outputs = self._encoder_width_factor * self.n_components
         if self.network is not None:
-            encoder, decoder = self.network(n_features, n_outputs)
+            encoder, decoder = _module_pair(self.network(n_features, n_outputs))
         elif self.image_shape is not None:
-            image_shape = _positive_ints(self.image_shape, "image_shape")
-            if len(image_shape) != 3 or np.prod(image_shape) != n_features:
-                raise ValueError(
-                    f"image_shape={self.image_shape!r} must be (channels, height, "
-                    f"width) with a product equal to n_features={n_features}."
-                )
+            image_shape = _image_shape(self.image_shape, n_features)
             encoder, decoder = build_convolutional(
                 image_shape,
                 n_outputs,
@@ -629,17 +649,23 @@ class AutoencoderTransformer(
         )
 
     def _training_config(
-        self, n_samples: int, scale: float, incremental: bool
+        self, n_train: int, scale: float, incremental: bool
     ) -> TrainingConfig:
-        batch_size = (
-            min(256, n_samples) if self.batch_size == "auto" else self.batch_size
-        )
+        batch_size = min(256, n_train) if self.batch_size == "auto" else self.batch_size
+        if incremental:
+            max_iter = 1
+        elif self.max_iter == "auto":
+            steps_per_epoch = len(batch_bounds(n_train, batch_size))
+            max_iter = int(np.clip(np.ceil(AUTO_STEPS / steps_per_epoch), 10, 200))
+        else:
+            max_iter = self.max_iter
         return TrainingConfig(
             solver=self.solver,
+            learning_rate="constant" if incremental else self.learning_rate,
             learning_rate_init=self.learning_rate_init,
             alpha=self.alpha,
             batch_size=batch_size,
-            max_iter=1 if incremental else self.max_iter,
+            max_iter=max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
@@ -702,7 +728,9 @@ class AutoencoderTransformer(
         function: Callable[[torch.Tensor], torch.Tensor] = _for_inference(
             module, device, X.dtype
         )
-        return map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+        with torch_thread_budget():
+            output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+        return _finite_output(output, X.dtype)
 
 
 def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
@@ -714,6 +742,61 @@ def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
     ):
         raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}.")
     return tuple(int(size) for size in sizes)
+
+
+def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
+    """Check image_shape against n_features; one -1 is inferred, as in reshape."""
+    mismatch = ValueError(
+        f"image_shape={values!r} must be (channels, height, width) with a product "
+        f"equal to n_features={n_features}; one entry may be -1, inferred from "
+        "n_features."
+    )
+    shape = values
+    sizes = np.atleast_1d(np.asarray(values, dtype=object))
+    inferred = [isinstance(size, Integral) and size == -1 for size in sizes]
+    known = [size for size, infer in zip(sizes, inferred, strict=True) if not infer]
+    if (
+        sizes.ndim == 1
+        and sum(inferred) == 1
+        and all(isinstance(size, Integral) and size > 0 for size in known)
+    ):
+        n_inferred, remainder = divmod(n_features, int(np.prod(known)))
+        if remainder or not n_inferred:
+            raise mismatch
+        shape = [
+            n_inferred if infer else size
+            for size, infer in zip(sizes, inferred, strict=True)
+        ]
+    image_shape = _positive_ints(shape, "image_shape")
+    if len(image_shape) != 3 or np.prod(image_shape) != n_features:
+        raise mismatch
+    return image_shape
+
+
+def _module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
+    """Check that a user's network factory returned (encoder, decoder) modules."""
+    if not (
+        isinstance(result, tuple | list)
+        and len(result) == 2
+        and all(isinstance(part, nn.Module) for part in result)
+    ):
+        raise TypeError(
+            "network must return a pair (encoder, decoder) of torch.nn.Module, "
+            f"got {result!r:.80}."
+        )
+    return result[0], result[1]
+
+
+def _finite_output(output: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Refuse inf or NaN computed from finite, validated input: an overflow."""
+    if not np.isfinite(output).all():
+        raise ValueError(
+            f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
+            "large once standardised with mean_ and scale_, so the result would "
+            "hold inf or NaN. Rescale X like the training data, or pass float32 "
+            "data as float64."
+        )
+    return output
 
 
 def _check_network_widths(
@@ -745,7 +828,8 @@ def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
     """Per-feature mean and one common scale (root mean square after centring)."""
     mean = X.mean(axis=0, dtype=np.float64)
     scale = float(np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
-    if not np.isfinite(scale) or scale <= 0:
+    # Zero, or too small for the float32 network to divide by: constant data.
+    if not np.isfinite(scale) or scale < np.finfo(np.float32).tiny:
         scale = 1.0
     return mean, scale
 

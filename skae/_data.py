@@ -32,6 +32,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device={device!r} is not a valid torch device; use 'auto', 'cpu', "
             "'cuda' or 'cuda:<index>'."
         ) from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is a {resolved.type!r} device, where skae does not "
+            "run; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} asks for CUDA, but torch sees no CUDA device on this "
@@ -57,7 +62,12 @@ def to_tensor(
     X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """Make a contiguous tensor of X on ``device``, sharing memory when it can."""
-    return torch.as_tensor(np.ascontiguousarray(X), dtype=dtype, device=device)
+    X = np.ascontiguousarray(X)
+    if not X.flags.writeable:
+        # torch cannot share read-only memory (pandas' copy-on-write frames,
+        # memory maps) and warns when asked to: copy into the tensor instead.
+        return torch.tensor(X, dtype=dtype, device=device)
+    return torch.as_tensor(X, dtype=dtype, device=device)
 
 
 def iter_row_batches(

@@ -8,6 +8,7 @@ sklearn or about what the loss contains.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ class TrainingConfig:
     """Everything the loop needs to know, decided once by the estimator."""
 
     solver: str = "adam"
+    learning_rate: str = "constant"
     learning_rate_init: float = 1e-3
     alpha: float = 0.0
     batch_size: int = 256
@@ -64,7 +66,18 @@ def make_optimizer(
     else:
         raise ValueError(f"solver must be one of {SOLVERS}, got {config.solver!r}.")
     if state:
-        optimizer.load_state_dict(state)
+        fresh = optimizer.state_dict()["param_groups"]
+        saved = state["param_groups"]
+        # Resume moments and steps only from the same kind of solver (Adam's mean
+        # nothing to SGD), known by its settings (a scheduler adds some). Load a
+        # copy, as torch updates loaded tensors in place and a failed step must
+        # not touch the caller's state; the config's hyperparameters win.
+        if len(fresh) == len(saved) and all(
+            set(new) <= set(old) for new, old in zip(fresh, saved, strict=True)
+        ):
+            optimizer.load_state_dict(copy.deepcopy(state))
+            for group, new in zip(optimizer.param_groups, fresh, strict=True):
+                group.update({key: new[key] for key in new if key != "params"})
     return optimizer
 
 
@@ -78,6 +91,7 @@ def run_epoch(
     X: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> torch.Tensor:
     """One pass over X in shuffled mini-batches; returns the mean loss, on device.
 
@@ -92,6 +106,8 @@ def run_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.detach() * (stop - start)
     return total / n_samples
 
@@ -130,15 +146,28 @@ def train(
     Raises
     ------
     ValueError
-        If the loss becomes NaN or infinite (training diverged).
+        If the loss or, after the last step, a weight becomes NaN or infinite
+        (training diverged).
     """
     optimizer = make_optimizer(network.parameters(), config, optimizer_state)
+    scheduler = None
+    if config.learning_rate == "cosine":
+        n_steps = config.max_iter * len(
+            batch_bounds(X_train.shape[0], config.batch_size)
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps)
     result = TrainingResult()
     best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
     for epoch in range(1, config.max_iter + 1):
         epoch_losses = [
             run_epoch(
-                network, batch_loss, optimizer, X_train, config.batch_size, generator
+                network,
+                batch_loss,
+                optimizer,
+                X_train,
+                config.batch_size,
+                generator,
+                scheduler,
             )
         ]
         if X_valid is not None:
@@ -170,6 +199,7 @@ def train(
             break
     if best_state is not None:
         network.load_state_dict(best_state)
+    _check_finite_weights(network, config)
     network.eval()
     result.optimizer_state = optimizer.state_dict()
     return result
@@ -185,6 +215,17 @@ def _check_finite(loss: float, epoch: int, config: TrainingConfig) -> None:
     if loss != loss or loss in (float("inf"), float("-inf")):
         raise ValueError(
             f"Training diverged: the loss became {loss} in epoch {epoch}. Lower "
+            f"learning_rate_init (it is {config.learning_rate_init:g}), or check the "
+            "input for extreme values."
+        )
+
+
+def _check_finite_weights(network: nn.Module, config: TrainingConfig) -> None:
+    """Catch weights that overflowed in the last step, after its loss was taken."""
+    tensors = [t for t in network.state_dict().values() if t.is_floating_point()]
+    if tensors and not torch.stack([t.isfinite().all() for t in tensors]).all():
+        raise ValueError(
+            "Training diverged: the weights became inf or NaN in the last step. Lower "
             f"learning_rate_init (it is {config.learning_rate_init:g}), or check the "
             "input for extreme values."
         )

@@ -398,3 +398,28 @@ def test_beats_pca_on_mnist():
     ae_error = -ae.score(X_test)
     assert ae_error < pca_error
     assert ae.transform(X_test).dtype == np.float32
+
+
+def test_auto_max_iter_plans_a_step_budget():
+    ae = AutoencoderTransformer()
+    assert ae._training_config(60000, 1.0, incremental=False).max_iter == 18
+    assert ae._training_config(1000, 1.0, incremental=False).max_iter == 200
+    assert ae._training_config(10**7, 1.0, incremental=False).max_iter == 10
+    streaming = ae._training_config(60000, 1.0, incremental=True)
+    assert (streaming.max_iter, streaming.learning_rate) == (1, "constant")
+    assert ae.set_params(max_iter=7)._training_config(60000, 1.0, False).max_iter == 7
+
+
+def test_cosine_schedule_anneals_and_partial_fit_resumes(small_data):
+    ae = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(8,), max_iter=20, tol=0, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(small_data)
+    assert ae._optimizer_state["param_groups"][0]["lr"] < 1e-6
+    before = ae.score(small_data)
+    for _ in range(20):
+        ae.partial_fit(small_data)
+    # Streaming resumes at learning_rate_init, not at the schedule's final zero.
+    assert ae.score(small_data) > before

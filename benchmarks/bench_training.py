@@ -1,0 +1,251 @@
+"""Speed and quality of AutoencoderTransformer against a hand-written loop and PCA.
+
+Run from the repository root::
+
+    python benchmarks/bench_training.py            # MNIST if present, else synthetic
+    python benchmarks/bench_training.py --quick    # fewer repeats, for a smoke test
+
+Everything runs in one process on the same data (MNIST from
+``../shared/data/mnist.npz``, else a synthetic stand-in of the same shape):
+
+1. Overhead: skae and a minimal hand-written PyTorch loop train the same
+   network (784-256-128-32, ReLU, MSE, Adam 1e-3, batch 256) for the same
+   epochs; fit and transform times are compared (median of interleaved
+   repeats). The hand-written loop has a sigmoid output on [0, 1] pixels, as
+   tutorials write it; skae's output is linear on standardised pixels.
+2. Time to quality: seconds of training until the MNIST test MSE first drops
+   below PCA's at k=32, for the hand-written loop and for skae with default
+   settings (only ``n_components=32`` and ``random_state``). Evaluation time
+   is excluded from both clocks.
+3. The full default fit: wall time and test MSE against PCA's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+import skae._training
+from skae import AutoencoderTransformer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+K = 32
+BATCH_SIZE = 256
+
+
+def load_data() -> tuple[np.ndarray, np.ndarray, str]:
+    if DATA.exists():
+        with np.load(DATA) as data:
+            X_train = data["x_train"].reshape(60000, -1).astype(np.float32) / 255
+            X_test = data["x_test"].reshape(10000, -1).astype(np.float32) / 255
+        return X_train, X_test, "MNIST"
+    # Synthetic stand-in: images of a few smooth strokes, values in [0, 1].
+    rng = np.random.default_rng(0)
+    basis = rng.random((64, 784)).astype(np.float32) ** 8
+    codes = rng.random((70000, 64)).astype(np.float32) ** 4
+    X = np.clip(codes @ basis, 0, 1)
+    return X[:60000], X[60000:], "synthetic 70000 x 784"
+
+
+def peak_rss_reset() -> int:
+    """Reset the process's peak RSS and return the current RSS in bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss_since(baseline: int) -> float:
+    """Peak RSS beyond ``baseline`` since the last reset, in MiB."""
+    return (_status_kib("VmHWM") * 1024 - baseline) / 2**20
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+# -- the hand-written baseline ----------------------------------------------------
+
+
+def hand_written_network() -> tuple[nn.Module, nn.Module]:
+    encoder = nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+        nn.Linear(128, K),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(K, 128), nn.ReLU(), nn.Linear(128, 256), nn.ReLU(),
+        nn.Linear(256, 784), nn.Sigmoid(),
+    )
+    return encoder, decoder
+
+
+def hand_written_fit(X, epochs, X_test=None, target=None):
+    """Train as a tutorial does; return (model, train seconds, seconds to target)."""
+    torch.manual_seed(0)
+    encoder, decoder = hand_written_network()
+    model = nn.Sequential(encoder, decoder)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.MSELoss()
+    X = torch.from_numpy(X)
+    spent, reached = 0.0, None
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(X))
+        for i in range(0, len(X), BATCH_SIZE):
+            batch = X[order[i : i + BATCH_SIZE]]
+            loss = loss_fn(model(batch), batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        spent += time.perf_counter() - start
+        if target is not None and reached is None:
+            with torch.no_grad():
+                X_t = torch.from_numpy(X_test)
+                if loss_fn(model(X_t), X_t).item() < target:
+                    reached = spent
+    return model, spent, reached
+
+
+def hand_written_transform(encoder, X):
+    with torch.no_grad():
+        return encoder(torch.from_numpy(X)).numpy()
+
+
+# -- skae, instrumented for time to quality -----------------------------------------
+
+
+def skae_time_to_quality(X_train, X_test, target, **params):
+    """Fit skae, pausing the clock after each epoch to measure the test MSE."""
+    original = skae._training.run_epoch
+    mean = X_train.mean(axis=0, dtype=np.float64)
+    scale = float(np.sqrt(X_train.var(axis=0, dtype=np.float64).mean()))
+    X_test_std = torch.from_numpy(((X_test - mean) / scale).astype(np.float32))
+    clock = {"spent": 0.0, "reached": None, "curve": []}
+
+    def timed_epoch(network, *args):
+        start = time.perf_counter()
+        result = original(network, *args)
+        result.item()  # the epoch's work is done once its loss is known
+        clock["spent"] += time.perf_counter() - start
+        network.eval()
+        with torch.no_grad():
+            mse = torch.mean((network(X_test_std) - X_test_std) ** 2).item() * scale**2
+        clock["curve"].append(mse)
+        if clock["reached"] is None and mse < target:
+            clock["reached"] = clock["spent"]
+        return result
+
+    skae._training.run_epoch = timed_epoch
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            start = time.perf_counter()
+            ae = AutoencoderTransformer(**params).fit(X_train)
+            wall = time.perf_counter() - start
+    finally:
+        skae._training.run_epoch = original
+    return ae, clock, wall
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat, 1 epoch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per overhead run")
+    args = parser.parse_args()
+    repeats, epochs = (1, 1) if args.quick else (args.repeats, args.epochs)
+
+    X_train, X_test, name = load_data()
+    print(f"data: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    # PCA reference.
+    baseline = peak_rss_reset()
+    pca, pca_fit = timed(PCA(K, random_state=0).fit, X_train)
+    pca_codes, pca_transform = timed(pca.transform, X_test)
+    pca_memory = peak_rss_since(baseline)
+    pca_mse = float(np.mean((pca.inverse_transform(pca_codes) - X_test) ** 2))
+
+    # 1. Overhead at identical settings, interleaved repeats.
+    same = dict(
+        n_components=K, hidden_layer_sizes=(256, 128), batch_size=BATCH_SIZE,
+        learning_rate_init=1e-3, max_iter=epochs, tol=0, random_state=0,
+    )
+    times = {"hand fit": [], "skae fit": [], "hand transform": [], "skae transform": []}
+    memory = {}
+    for _ in range(repeats):
+        baseline = peak_rss_reset()
+        (model, hand_seconds, _), _ = timed(hand_written_fit, X_train, epochs)
+        memory["hand"] = peak_rss_since(baseline)
+        times["hand fit"].append(hand_seconds)
+        _, seconds = timed(hand_written_transform, model[0], X_test)
+        times["hand transform"].append(seconds)
+
+        baseline = peak_rss_reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ae, seconds = timed(AutoencoderTransformer(**same).fit, X_train)
+        memory["skae"] = peak_rss_since(baseline)
+        times["skae fit"].append(seconds)
+        _, seconds = timed(ae.transform, X_test)
+        times["skae transform"].append(seconds)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    hand_mse = float(
+        np.mean((model(torch.from_numpy(X_test)).detach().numpy() - X_test) ** 2)
+    )
+    rows = [
+        ("hand-written loop", median["hand fit"], median["hand transform"],
+         hand_mse, memory["hand"]),
+        ("skae, same settings", median["skae fit"], median["skae transform"],
+         -ae.score(X_test), memory["skae"]),
+        ("PCA", pca_fit, pca_transform, pca_mse, pca_memory),
+    ]
+    n_fit, n_test = len(X_train) * epochs, len(X_test)
+    print(f"\n1. Same network and settings, {epochs} epoch(s), median of {repeats}")
+    print(f"{'method':22s} {'fit samples/s':>14s} {'transform samples/s':>20s} "
+          f"{'test MSE':>9s} {'peak MiB':>9s}")
+    for label, fit_s, transform_s, mse, peak in rows:
+        fit_rate = n_fit / fit_s if label != "PCA" else len(X_train) / fit_s
+        print(f"{label:22s} {fit_rate:14,.0f} {n_test / transform_s:20,.0f} "
+              f"{mse:9.5f} {peak:9.0f}")
+    print(f"ratio skae / hand-written: fit time {median['skae fit'] / median['hand fit']:.3f}, "
+          f"transform time {median['skae transform'] / median['hand transform']:.3f}")
+
+    # 2. Time to quality.
+    budget = 3 if args.quick else 12
+    _, _, hand_reached = hand_written_fit(X_train, budget, X_test, target=pca_mse)
+    ae, clock, wall = skae_time_to_quality(X_train, X_test, pca_mse, n_components=K,
+                                           random_state=0)
+    print(f"\n2. Seconds of training until test MSE < PCA's ({pca_mse:.5f}) at k={K}")
+    print(f"hand-written loop: {_fmt(hand_reached)}")
+    print(f"skae defaults:     {_fmt(clock['reached'])}")
+    if hand_reached and clock["reached"]:
+        print(f"ratio skae / hand-written: {clock['reached'] / hand_reached:.3f}")
+
+    # 3. The whole default fit.
+    mse = -ae.score(X_test)
+    print(f"\n3. Default fit on {len(X_train)} rows: {wall:.1f} s wall, "
+          f"{ae.n_iter_} epochs, test MSE {mse:.5f} = {mse / pca_mse:.3f} x PCA's")
+
+
+def _fmt(seconds):
+    return "not reached" if seconds is None else f"{seconds:.1f} s"
+
+
+if __name__ == "__main__":
+    main()
