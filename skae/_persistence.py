@@ -38,6 +38,9 @@ _FORMAT_KEY = "skae.format"
 _DOCUMENT_KEY = "skae.model"
 _NETWORK_PREFIX = "network."
 _STATE_PREFIX = "state."
+# A safetensors file starts with the length of its JSON header (8 bytes), then
+# the header, which the format requires to begin with "{".
+_HEADER_START = 8
 # How other files that are easy to mistake for a model file begin.
 _FOREIGN_SIGNATURES = {
     b"\x80": "a pickle (from pickle, joblib or torch.save)",
@@ -87,9 +90,8 @@ def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> Non
     >>> import os, tempfile
     >>> from sklearn.datasets import load_digits
     >>> from skae import AutoencoderTransformer, load, save
-    >>> X, _ = load_digits(return_X_y=True)
-    >>> ae = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(16,),
-    ...                             max_iter=20, tol=1e-2, random_state=0).fit(X)
+    >>> X = load_digits().data[:300]
+    >>> ae = AutoencoderTransformer(n_components=2, max_iter=5, random_state=0).fit(X)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = os.path.join(folder, "model.safetensors")
     ...     save(ae, path)
@@ -194,7 +196,7 @@ def load(path: str | os.PathLike[str]) -> AutoencoderTransformer:
     """
     path = Path(path)
     with open(path, "rb") as file:
-        head = file.read(8)
+        head = file.read(_HEADER_START + 1)
     _refuse_foreign_file(head, path)
     try:
         with safe_open(path, framework="pt", device="cpu") as file:
@@ -407,7 +409,14 @@ def _expect(value: Any, kind: type) -> Any:
 
 
 def _refuse_foreign_file(head: bytes, path: Path) -> None:
-    """Name the common formats that are not model files, pickles above all."""
+    """Refuse a file that does not start as skae's do, naming common formats.
+
+    Nothing here parses the file: a pickle is recognised, never unpickled.
+    """
+    if head[_HEADER_START:] == b"{":
+        return
+    if not head:
+        raise ValueError(f"{path} is empty, not a skae model file.")
     for signature, kind in _FOREIGN_SIGNATURES.items():
         if head.startswith(signature):
             raise ValueError(
@@ -416,8 +425,11 @@ def _refuse_foreign_file(head: bytes, path: Path) -> None:
                 "in it. Load pickles with pickle or joblib, and only from sources "
                 "you trust."
             )
-    if not head:
-        raise ValueError(f"{path} is empty, not a skae model file.")
+    raise ValueError(
+        f"{path} is not a readable skae model file: it does not start as a "
+        "safetensors file written by skae.save does. It may be truncated, "
+        "corrupted or of another kind."
+    )
 
 
 def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Persistence: pickle and joblib, and the safe format of skae.save / skae.load."""
 
 import copy
+import functools
 import json
 import pickle
 import warnings
@@ -389,6 +390,17 @@ def test_newer_file_format_asks_for_an_upgrade(saved):
         load(saved)
 
 
+def test_header_length_starting_like_a_pickle_still_loads(fitted, saved, data):
+    """A header length whose first byte is 0x80, as a pickle's is, is no pickle."""
+    for padding in range(256):
+        pad = functools.partial(dict.update, pad="x" * padding)
+        rewrite(saved, edit_metadata=pad)
+        if saved.read_bytes()[0] == 0x80:
+            break
+    np.testing.assert_array_equal(load(saved).transform(data), fitted.transform(data))
+    assert saved.read_bytes()[0] == 0x80
+
+
 def test_safetensors_file_not_from_skae(tmp_path):
     path = tmp_path / "weights.safetensors"
     save_file({"weight": torch.ones(2, 2)}, path, metadata={"format": "pt"})
@@ -408,7 +420,7 @@ def test_truncated_file_is_a_clear_error(saved, fraction):
 def test_random_bytes_are_a_clear_error(tmp_path):
     path = tmp_path / "noise.safetensors"
     path.write_bytes(np.random.RandomState(0).bytes(1000))
-    with pytest.raises(ValueError, match="not a readable skae model file"):
+    with pytest.raises(ValueError, match="not a readable skae model file: it does not"):
         load(path)
 
 
