@@ -15,9 +15,8 @@ that plane, so digits that PCA piles on top of each other get room of their own.
 # Fit both reducers
 # -----------------
 # The autoencoder works on raw pixel values (0 to 16), as PCA does: it
-# standardises its input during ``fit``. ``early_stopping=True`` holds out 10% of
-# the digits and stops training once their reconstruction stops improving. An
-# ``int`` ``random_state`` makes the result identical from one run to the next.
+# standardises its input during ``fit``. An ``int`` ``random_state`` makes the
+# result identical from one run to the next.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -29,12 +28,9 @@ from skae import AutoencoderTransformer
 
 X, y = load_digits(return_X_y=True)
 
-codes = {
-    "PCA": PCA(n_components=2, random_state=0).fit_transform(X),
-    "Autoencoder": AutoencoderTransformer(
-        n_components=2, early_stopping=True, random_state=0
-    ).fit_transform(X),
-}
+pca = PCA(n_components=2, random_state=0)
+autoencoder = AutoencoderTransformer(n_components=2, random_state=0)
+codes = {"PCA": pca.fit_transform(X), "Autoencoder": autoencoder.fit_transform(X)}
 
 # %%
 # How well do the codes keep the digits apart?

@@ -24,14 +24,9 @@ n_components = 8
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
 
-# With ``early_stopping=True`` the autoencoder holds out 10% of the training
-# digits and keeps the weights that reconstruct them best, rather than training
-# on until it starts to memorise the training set.
 reducers = {
     "PCA": PCA(n_components=n_components, random_state=0),
-    "Autoencoder": AutoencoderTransformer(
-        n_components=n_components, early_stopping=True, random_state=0
-    ),
+    "Autoencoder": AutoencoderTransformer(n_components=n_components, random_state=0),
 }
 reconstructions = {"Original": X_test}
 for name, reducer in reducers.items():
