@@ -168,7 +168,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one repeat, 1 epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per overhead run")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats, epochs = (1, 1) if args.quick else (args.repeats, args.epochs)
 
     X_train, X_test, name = load_data()
