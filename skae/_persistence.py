@@ -10,7 +10,8 @@ and only skae's own estimator classes can come out of it.
 
 This module sits above the scikit-learn face: it rebuilds a network through the
 estimator itself (``_build_network``, then ``_install_network``), so a file
-stores data, never code.
+stores data, never code. Estimators inside estimators (the outlier detector's
+autoencoder) are stored the same way, as nested documents.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sklearn
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from skae._autoencoder import AutoencoderTransformer
@@ -36,8 +38,7 @@ FORMAT_VERSION = 1
 # Metadata keys of the safetensors file: a plain format number, then the JSON.
 _FORMAT_KEY = "skae.format"
 _DOCUMENT_KEY = "skae.model"
-_NETWORK_PREFIX = "network."
-_STATE_PREFIX = "state."
+_TENSOR_PREFIX = "tensor."
 # A safetensors file starts with the length of its JSON header (8 bytes), then
 # the header, which the format requires to begin with "{".
 _HEADER_START = 8
@@ -49,7 +50,7 @@ _FOREIGN_SIGNATURES = {
 }
 
 
-def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> None:
+def save(estimator: BaseEstimator, path: str | os.PathLike[str]) -> None:
     """Save a skae estimator to a file that :func:`load` reads without pickle.
 
     The file is a `safetensors <https://huggingface.co/docs/safetensors>`_
@@ -61,11 +62,13 @@ def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> Non
 
     Parameters
     ----------
-    estimator : AutoencoderTransformer
-        A skae estimator, fitted or not. Every parameter must be data
-        (numbers, strings, sequences, arrays, ``torch.device``, a NumPy
-        ``RandomState``); a callable such as a custom ``network`` factory is
-        code, which this format refuses to store.
+    estimator : estimator object
+        A skae estimator (:class:`AutoencoderTransformer`,
+        :class:`VariationalAutoencoder`, :class:`AutoencoderOutlierDetector`),
+        fitted or not. Every parameter must be data (numbers, strings,
+        sequences, arrays, ``torch.device``, a NumPy ``RandomState``, a skae
+        estimator); a callable such as a custom ``network`` factory is code,
+        which this format refuses to store.
 
     path : str or os.PathLike
         Where to write. An existing file is replaced.
@@ -99,43 +102,9 @@ def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> Non
     >>> bool((restored.transform(X) == ae.transform(X)).all())
     True
     """
-    cls = type(estimator)
-    classes = _estimator_classes()
-    if classes.get(cls.__name__) is not cls:
-        raise TypeError(
-            f"skae.save stores skae's own estimators ({', '.join(sorted(classes))}), "
-            f"got {cls.__module__}.{cls.__qualname__}. Use pickle or joblib for it, "
-            "and load such files only from sources you trust."
-        )
     encoder = _Encoder()
-    params = estimator.get_params(deep=False)
-    document: dict[str, Any] = {
-        "class": cls.__name__,
-        "versions": _versions(),
-        "params": {
-            name: encoder.encode(value, f"parameter {name!r}")
-            for name, value in params.items()
-        },
-    }
-    state = {
-        name: value for name, value in vars(estimator).items() if name not in params
-    }
-    document["modules"] = sorted(
-        name for name, value in state.items() if isinstance(value, nn.Module)
-    )
-    document["attributes"] = {
-        name: encoder.encode(value, f"attribute {name!r}")
-        for name, value in state.items()
-        if not isinstance(value, nn.Module)
-    }
-    if "_network" in state:
-        for name, tensor in state["_network"].state_dict().items():
-            encoder.tensors[_NETWORK_PREFIX + name] = _detached(tensor)
-    elif document["modules"]:
-        raise TypeError(
-            f"skae.save found modules {document['modules']} but no trained network "
-            f"on this {cls.__name__}; fit it again before saving."
-        )
+    document = encoder.document(estimator, where="")
+    document["versions"] = _versions()
     document["sha256"] = _digest(encoder.tensors)
     metadata = {
         _FORMAT_KEY: str(FORMAT_VERSION),
@@ -144,7 +113,7 @@ def save(estimator: AutoencoderTransformer, path: str | os.PathLike[str]) -> Non
     _write_atomically(encoder.tensors, metadata, Path(path))
 
 
-def load(path: str | os.PathLike[str]) -> AutoencoderTransformer:
+def load(path: str | os.PathLike[str]) -> BaseEstimator:
     """Load an estimator written by :func:`save`, without running code.
 
     The file's JSON is parsed and its tensors are read as raw bytes; the
@@ -161,9 +130,9 @@ def load(path: str | os.PathLike[str]) -> AutoencoderTransformer:
 
     Returns
     -------
-    estimator : AutoencoderTransformer
-        The estimator as it was saved: same parameters and, if it was fitted,
-        the same fitted attributes and outputs, bit for bit.
+    estimator : estimator object
+        The estimator as it was saved: same class, same parameters and, if it
+        was fitted, the same fitted attributes and outputs, bit for bit.
 
     Raises
     ------
@@ -214,7 +183,7 @@ def load(path: str | os.PathLike[str]) -> AutoencoderTransformer:
             "them. Save the model again with skae.save."
         )
     _warn_on_version_mismatch(document.get("versions"), path)
-    return _rebuild(document, _Decoder(tensors, path), path)
+    return _Decoder(tensors, path).estimator(document)
 
 
 # -- writing ----------------------------------------------------------------------
@@ -229,6 +198,45 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
+
+    def document(self, estimator: Any, where: str) -> dict[str, Any]:
+        """Describe a skae estimator: class, parameters, fitted state, weights."""
+        cls = type(estimator)
+        classes = _estimator_classes()
+        if classes.get(cls.__name__) is not cls:
+            raise TypeError(
+                f"skae.save stores skae's own estimators ({', '.join(classes)}), got "
+                f"{where or 'a'} {cls.__module__}.{cls.__qualname__}. Use pickle or "
+                "joblib for it, and load such files only from sources you trust."
+            )
+        of = f" of {where}" if where else ""
+        params = estimator.get_params(deep=False)
+        state = {
+            name: value for name, value in vars(estimator).items() if name not in params
+        }
+        modules = sorted(
+            name for name, value in state.items() if isinstance(value, nn.Module)
+        )
+        if modules and "_network" not in state:
+            raise TypeError(
+                f"skae.save found modules {modules} but no trained network{of}; fit "
+                "it again before saving."
+            )
+        network = state["_network"].state_dict() if modules else {}
+        return {
+            "class": cls.__name__,
+            "params": {
+                name: self.encode(value, f"parameter {name!r}{of}")
+                for name, value in params.items()
+            },
+            "attributes": {
+                name: self.encode(value, f"attribute {name!r}{of}")
+                for name, value in state.items()
+                if not isinstance(value, nn.Module)
+            },
+            "modules": modules,
+            "network": {name: self._add(tensor) for name, tensor in network.items()},
+        }
 
     def encode(self, value: Any, where: str) -> Any:
         if value is None or type(value) in (bool, int, float, str):
@@ -252,6 +260,8 @@ class _Encoder:
             return {"__tensor__": self._add(value)}
         if isinstance(value, torch.device):
             return {"__device__": str(value)}
+        if isinstance(value, BaseEstimator):
+            return {"__estimator__": self.document(value, where)}
         if isinstance(value, np.random.RandomState):
             name, keys, position, has_gauss, cached = value.get_state(legacy=True)
             return {
@@ -283,7 +293,7 @@ class _Encoder:
         )
 
     def _add(self, tensor: torch.Tensor) -> str:
-        key = f"{_STATE_PREFIX}{len(self.tensors)}"
+        key = f"{_TENSOR_PREFIX}{len(self.tensors)}"
         self.tensors[key] = _detached(tensor)
         return key
 
@@ -334,18 +344,26 @@ class _Decoder:
                 "__tuple__": self._tuple,
                 "__dict__": self._dict,
                 "__scalar__": self._scalar,
-                "__ndarray__": lambda key: self._tensor(key).numpy(),
-                "__tensor__": self._tensor,
+                "__ndarray__": lambda key: self.tensor(key).numpy(),
+                "__tensor__": self.tensor,
                 "__strings__": self._strings,
                 "__device__": self._device,
                 "__random_state__": self._random_state,
             }.get(tag)
+            if tag == "__estimator__":
+                return self.estimator(content)
             if decoder is not None:
                 try:
                     return decoder(content)
                 except (TypeError, ValueError, RuntimeError) as exc:
                     raise self.error(f"bad {tag} entry ({exc})") from None
         raise self.error(f"unexpected entry {_short_repr(value)}")
+
+    def estimator(self, document: Any) -> BaseEstimator:
+        """Build the estimator a document describes, through the estimator itself."""
+        if type(document) is not dict:
+            raise self.error(f"bad estimator entry {_short_repr(document)}")
+        return _rebuild(document, self)
 
     def error(self, problem: str) -> ValueError:
         return ValueError(
@@ -368,8 +386,8 @@ class _Decoder:
         scalar: np.generic = dtype.type(item)
         return scalar
 
-    def _tensor(self, key: str) -> torch.Tensor:
-        if not (isinstance(key, str) and key.startswith(_STATE_PREFIX)):
+    def tensor(self, key: Any) -> torch.Tensor:
+        if not (isinstance(key, str) and key.startswith(_TENSOR_PREFIX)):
             raise ValueError(f"tensor name {key!r}")
         if key not in self.tensors:
             raise ValueError(f"tensor {key!r} is missing")
@@ -499,49 +517,53 @@ def _release(version: str) -> str:
     return version.split("+", 1)[0]
 
 
-def _rebuild(
-    document: dict[str, Any], decoder: _Decoder, path: Path
-) -> AutoencoderTransformer:
-    """Build the estimator a document describes, through the estimator itself."""
+def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
+    """Build a skae estimator from its document, through the estimator itself."""
     classes = _estimator_classes()
     name = document.get("class")
     if not isinstance(name, str) or name not in classes:
         raise decoder.error(
             f"unknown estimator class {_short_repr(name)}; skae.load builds only "
-            f"{', '.join(sorted(classes))}"
+            f"{', '.join(classes)}"
         )
     cls = classes[name]
     params, attributes = document.get("params"), document.get("attributes")
-    modules = document.get("modules")
+    modules, network = document.get("modules"), document.get("network")
     if not (
         isinstance(params, dict)
         and isinstance(attributes, dict)
         and isinstance(modules, list)
+        and isinstance(network, dict)
     ):
-        raise decoder.error("its parameters, attributes or modules are missing")
+        raise decoder.error("its parameters, attributes or network are missing")
     try:
         params = {key: decoder.decode(value) for key, value in params.items()}
         attributes = {key: decoder.decode(value) for key, value in attributes.items()}
     except RecursionError:
         raise decoder.error("its JSON document is nested too deeply") from None
-    if not modules and any(str(name).endswith("_") for name in attributes):
-        raise decoder.error("it has fitted attributes but no network weights")
     unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise ValueError(
-            f"{path} sets parameters {sorted(unknown)} that {name} of this skae "
-            "version does not have; load it with the skae version that saved it."
+            f"{decoder.path} sets parameters {sorted(unknown)} that {name} of this "
+            "skae version does not have; load it with the skae version that saved it."
         )
     estimator = cls(**params)
     try:
         estimator._validate_params()
     except ValueError as exc:
-        raise ValueError(f"{path} holds an invalid parameter: {exc}") from None
+        raise ValueError(f"{decoder.path} holds an invalid parameter: {exc}") from None
     for attribute in attributes:
         _check_attribute_name(attribute, cls, params, decoder)
+    fitted = any(str(attribute).endswith("_") for attribute in attributes)
     if modules:
-        _restore_network(estimator, attributes, modules, decoder)
+        try:
+            weights = {key: decoder.tensor(value) for key, value in network.items()}
+        except ValueError as exc:
+            raise decoder.error(f"bad network entry ({exc})") from None
+        _restore_network(estimator, attributes, modules, weights, decoder)
         estimator.set_params(**params)
+    elif network or (fitted and issubclass(cls, AutoencoderTransformer)):
+        raise decoder.error("it has fitted attributes but no network")
     for attribute, value in attributes.items():
         setattr(estimator, attribute, value)
     return estimator
@@ -565,6 +587,7 @@ def _restore_network(
     estimator: AutoencoderTransformer,
     attributes: dict[str, Any],
     modules: list[Any],
+    weights: dict[str, torch.Tensor],
     decoder: _Decoder,
 ) -> None:
     """Rebuild the fitted network with the architecture it was trained with."""
@@ -582,11 +605,6 @@ def _restore_network(
         and isinstance(scale, float)
     ):
         raise decoder.error("its network architecture or input scaling is invalid")
-    weights = {
-        key.removeprefix(_NETWORK_PREFIX): tensor
-        for key, tensor in decoder.tensors.items()
-        if key.startswith(_NETWORK_PREFIX)
-    }
     try:
         estimator.set_params(**architecture)
         # Building initialises weights from torch's global generator; the
@@ -611,15 +629,19 @@ def _restore_network(
 # -- helpers ----------------------------------------------------------------------
 
 
-def _estimator_classes() -> dict[str, type[AutoencoderTransformer]]:
-    """Map names to skae's own estimators: the only classes a file may name."""
-    classes: dict[str, type[AutoencoderTransformer]] = {}
-    pending: list[type[AutoencoderTransformer]] = [AutoencoderTransformer]
-    while pending:
-        cls = pending.pop()
-        if cls.__module__.partition(".")[0] == "skae":
-            classes[cls.__name__] = cls
-        pending.extend(cls.__subclasses__())
+def _estimator_classes() -> dict[str, type[BaseEstimator]]:
+    """Map names to skae's public estimators: the only classes a file may name."""
+    import skae
+
+    classes = {}
+    for name in sorted(skae.__all__):
+        value = getattr(skae, name)
+        if (
+            isinstance(value, type)
+            and issubclass(value, BaseEstimator)
+            and value.__module__.partition(".")[0] == "skae"
+        ):
+            classes[name] = value
     return classes
 
 

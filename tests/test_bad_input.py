@@ -7,6 +7,7 @@ input must give exactly what its plain float equivalent gives.
 """
 
 import copy
+import functools
 import subprocess
 import sys
 import warnings
@@ -24,6 +25,7 @@ from sklearn.utils._param_validation import (
 )
 from torch import nn
 
+import skae
 from skae import AutoencoderTransformer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -777,22 +779,56 @@ class NoType:
         return "NoType()"
 
 
+def skae_autoencoders():
+    """AutoencoderTransformer and skae's public subclasses of it."""
+    return [
+        value
+        for value in map(functools.partial(getattr, skae), skae.__all__)
+        if isinstance(value, type) and issubclass(value, AutoencoderTransformer)
+    ]
+
+
 def invalid_values_from_constraints():
     """Per parameter, a value of no valid type, and values invalid for each rule.
 
-    Derived from ``_parameter_constraints``, so new parameters are covered.
+    Derived from ``_parameter_constraints``, so new parameters are covered, and
+    so are the subclasses' own (theirs shared with the base are tested there).
     """
+    base = AutoencoderTransformer._parameter_constraints
     cases = []
-    for name, rules in AutoencoderTransformer._parameter_constraints.items():
-        cases.append(pytest.param(name, NoType(), id=f"{name}=NoType()"))
-        for rule in map(make_constraint, rules):
-            try:
-                value = generate_invalid_param_val(rule)
-            except NotImplementedError:
+    for cls in skae_autoencoders():
+        for name, rules in cls._parameter_constraints.items():
+            if cls is not AutoencoderTransformer and base.get(name) == rules:
                 continue
-            if not any(make_constraint(r).is_satisfied_by(value) for r in rules):
-                cases.append(pytest.param(name, value, id=f"{name}={value!r}"))
+            values = [NoType()]
+            for rule in map(make_constraint, rules):
+                try:
+                    value = generate_invalid_param_val(rule)
+                except NotImplementedError:
+                    continue
+                if not any(make_constraint(r).is_satisfied_by(value) for r in rules):
+                    values.append(value)
+            cases += [
+                pytest.param(cls, name, value, id=f"{cls.__name__}-{name}={value!r}")
+                for value in values
+            ]
     return cases
+
+
+@pytest.fixture(scope="module")
+def fitted_by_class(fitted_models):
+    """A fitted model of each skae autoencoder class, with its outputs."""
+    models = {AutoencoderTransformer: fitted_models[False]}
+    for cls in skae_autoencoders():
+        if cls not in models:
+            model = cls(
+                n_components=N_COMPONENTS,
+                hidden_layer_sizes=(4,),
+                max_iter=3,
+                random_state=0,
+            ).fit(data(n_rows=40, seed=0))
+            models[cls] = (model, outputs(model, False))
+    return models
 
 
 def check_rejected_parameter(model, expected, params, error, match, method):
@@ -807,10 +843,11 @@ def check_rejected_parameter(model, expected, params, error, match, method):
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize(("name", "value"), invalid_values_from_constraints())
-def test_invalid_parameter_names_itself(name, value, method, fitted_models):
-    model, expected = fitted_copy(fitted_models)
-    match = rf"The '{name}' parameter of AutoencoderTransformer must be .* Got "
+@pytest.mark.parametrize(("cls", "name", "value"), invalid_values_from_constraints())
+def test_invalid_parameter_names_itself(cls, name, value, method, fitted_by_class):
+    model, expected = fitted_by_class[cls]
+    model = copy.deepcopy(model)
+    match = rf"The '{name}' parameter of {cls.__name__} must be .* Got "
     check_rejected_parameter(
         model, expected, {name: value}, InvalidParameterError, match, method
     )
@@ -890,7 +927,7 @@ INVALID_COMBINATIONS = {
         {"batch_norm": True, "early_stopping": True, "validation_fraction": 0.95},
         ValueError,
         r"batch_norm=True needs at least 2 samples per training batch, got "
-        r"batch_size=\d+ and 1 training samples",
+        r"batch_size=\d+ and n_samples=1 to train",
     ),
     "validation-split-leaving-no-training-data": (
         {"early_stopping": True, "validation_fraction": 0.99},

@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+import skae
 from skae import AutoencoderTransformer, load, save
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -47,6 +48,18 @@ def options(name):
 
 
 DTYPES = [np.float64, np.float32, np.int64, np.bool_]
+# AutoencoderTransformer and skae's public subclasses (VariationalAutoencoder...).
+AUTOENCODERS = [
+    value
+    for value in map(functools.partial(getattr, skae), skae.__all__)
+    if isinstance(value, type) and issubclass(value, AutoencoderTransformer)
+]
+
+
+def build(cls, params):
+    """An estimator of ``cls`` with the drawn parameters it has."""
+    accepted = cls().get_params()
+    return cls(**{name: value for name, value in params.items() if name in accepted})
 
 
 @st.composite
@@ -88,11 +101,11 @@ def output_dtype(X):
 
 
 @PROPERTY
-@given(X=data_sets(), params=parameter_sets())
-def test_fit_transform_contract(X, params):
+@given(cls=st.sampled_from(AUTOENCODERS), X=data_sets(), params=parameter_sets())
+def test_fit_transform_contract(cls, X, params):
     """Shapes, dtypes, finite outputs, scores and reproducibility, whatever the draw."""
     X_before = X.copy()
-    model = AutoencoderTransformer(**params).fit(X)
+    model = build(cls, params).fit(X)
     n_samples, n_features = X.shape
     codes = model.transform(X)
     assert codes.shape == (n_samples, params["n_components"])
@@ -108,7 +121,7 @@ def test_fit_transform_contract(X, params):
     assert model.score(X) == pytest.approx(scores.mean(), rel=1e-12)
     assert model.n_iter_ == len(model.loss_curve_) <= params["max_iter"]
     np.testing.assert_array_equal(X, X_before)
-    again = AutoencoderTransformer(**params).fit(X)
+    again = build(cls, params).fit(X)
     np.testing.assert_array_equal(again.transform(X), codes)
 
 
@@ -162,11 +175,11 @@ def test_no_nan_comes_out_whatever_the_learning_rate(
 
 
 @functools.cache
-def fitted_model():
+def fitted_model(cls=AutoencoderTransformer):
     X = np.random.RandomState(0).normal(size=(30, 5))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return AutoencoderTransformer(
+        return cls(
             n_components=2, hidden_layer_sizes=(4,), max_iter=3, random_state=0
         ).fit(X)
 
@@ -200,6 +213,7 @@ def assert_same_value(new, old):
 
 @PROPERTY
 @given(
+    cls=st.sampled_from(AUTOENCODERS),
     method=st.sampled_from(
         ["fit", "partial_fit", "transform", "inverse_transform", "score"]
     ),
@@ -208,8 +222,10 @@ def assert_same_value(new, old):
     column=st.integers(0, 4),
     bad=st.sampled_from([np.nan, np.inf, -np.inf, "text", 1j]),
 )
-def test_a_bad_cell_never_changes_a_fitted_model(method, n_samples, row, column, bad):
-    model = copy.deepcopy(fitted_model())
+def test_a_bad_cell_never_changes_a_fitted_model(
+    cls, method, n_samples, row, column, bad
+):
+    model = copy.deepcopy(fitted_model(cls))
     before, identities = state_of(model), dict(vars(model))
     n_columns = 2 if method == "inverse_transform" else 5
     X = np.random.RandomState(1).normal(size=(n_samples, n_columns)).astype(object)
@@ -221,9 +237,13 @@ def test_a_bad_cell_never_changes_a_fitted_model(method, n_samples, row, column,
 
 
 @PROPERTY
-@given(X=data_sets(max_samples=12), params=parameter_sets())
-def test_save_load_round_trip_is_exact(X, params):
-    model = AutoencoderTransformer(**params).fit(X)
+@given(
+    cls=st.sampled_from(AUTOENCODERS),
+    X=data_sets(max_samples=12),
+    params=parameter_sets(),
+)
+def test_save_load_round_trip_is_exact(cls, X, params):
+    model = build(cls, params).fit(X)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.safetensors")
         save(model, path)
