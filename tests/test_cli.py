@@ -292,3 +292,12 @@ def test_installed_console_script():
     assert result.returncode == 0
     assert "usage: skae compare" in result.stdout
     assert "--epochs" in result.stdout
+
+
+def test_epochs_default_to_the_estimators_auto_budget():
+    from skae._cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["compare"]).epochs == "auto"
+    assert parser.parse_args(["compare", "--epochs", "auto"]).epochs == "auto"
+    assert parser.parse_args(["compare", "--epochs", "7"]).epochs == 7
