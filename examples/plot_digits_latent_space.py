@@ -19,6 +19,7 @@ that plane, so digits that PCA piles on top of each other get room of their own.
 # result identical from one run to the next.
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import cross_val_score
@@ -63,7 +64,7 @@ for ax, (name, Z) in zip(axes, codes.items(), strict=True):
             fontweight="bold",
             ha="center",
             va="center",
-            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+            path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
         )
     ax.set_title(f"{name} (5-NN accuracy {accuracy[name]:.2f})")
     ax.set_xlabel("code 1")
