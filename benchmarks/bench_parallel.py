@@ -1,21 +1,22 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Wall time of a grid search over AutoencoderTransformer, n_jobs=1 versus 2.
 
-Runs the same ``GridSearchCV`` (digits, 4 candidates x 3 folds = 12 fits)
-sequentially, on joblib's loky backend (fresh workers, then the same workers
-again) and on its threading backend, and prints one table. It also reports
-what each worker starts with: torch's intra-op thread count, and the time a
-fresh loky worker takes to start and import skae (torch, scikit-learn).
+Runs the same ``GridSearchCV`` (digits, 4 candidates x 3 folds = 12 fits,
+no refit) sequentially, on joblib's loky backend (fresh workers, then the same workers
+again) and on its threading backend (with skae's thread budget, and without
+it to see what it buys), round-robin so that changing load on the machine
+hits every configuration alike, and prints one table: wall time, and the CPU
+time of the parent process. It also reports what each worker starts with:
+torch's intra-op thread count, and the time a fresh loky worker takes to
+start and import skae (torch, scikit-learn).
 
 Run from the repository root::
 
     python benchmarks/bench_parallel.py            # 3 repeats
     python benchmarks/bench_parallel.py --repeats 5 --max-iter 30
 
-``--no-budget`` runs the threading backend without skae's thread budget
-(every thread then runs torch's full thread count), to see what the budget
-buys. Timings are wall-clock and sensitive to other load on the machine: the
-table starts with the load average before and after.
+Timings are sensitive to other load on the machine: the output starts with
+the load average before and after.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import joblib
 import numpy as np
@@ -45,11 +47,6 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=15)
-    parser.add_argument(
-        "--no-budget",
-        action="store_true",
-        help="disable skae's thread budget (threading backend oversubscribes)",
-    )
     return parser.parse_args()
 
 
@@ -69,33 +66,70 @@ def fresh_loky_workers() -> None:
     get_reusable_executor().shutdown(wait=True)
 
 
-def search(X: np.ndarray, n_jobs: int, max_iter: int) -> float:
+def search(X: np.ndarray, n_jobs: int, max_iter: int) -> None:
     grid = GridSearchCV(
         AutoencoderTransformer(max_iter=max_iter, random_state=0),
         GRID,
         cv=3,
         n_jobs=n_jobs,
+        # The refit is one fit in this process whatever n_jobs: leave it out.
+        refit=False,
     )
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid.fit(X)
-    return time.perf_counter() - start
 
 
-def time_runs(label, repeats, run, before=None):
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        times.append(run())
-    return label, min(times), statistics.median(times)
+@contextlib.contextmanager
+def torch_threads(n_threads: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def without_thread_budget():
+    budget = skae._autoencoder.torch_thread_budget
+    skae._autoencoder.torch_thread_budget = contextlib.nullcontext
+    try:
+        yield
+    finally:
+        skae._autoencoder.torch_thread_budget = budget
+
+
+def configurations(
+    X: np.ndarray,
+) -> dict[str, tuple[Callable[[], object], Callable[[], None]]]:
+    """Label -> (context to run in, untimed preparation)."""
+    nothing = contextlib.nullcontext
+
+    def threading_backend():
+        return joblib.parallel_config(backend="threading")
+
+    def threading_without_budget():
+        stack = contextlib.ExitStack()
+        stack.enter_context(threading_backend())
+        stack.enter_context(without_thread_budget())
+        return stack
+
+    return {
+        "n_jobs=1": (nothing, lambda: None),
+        "n_jobs=1, torch.set_num_threads(1)": (lambda: torch_threads(1), lambda: None),
+        "loky n_jobs=2, fresh workers": (nothing, fresh_loky_workers),
+        "loky n_jobs=2, warm workers": (nothing, lambda: search(X, 2, 1)),
+        "threading n_jobs=2": (threading_backend, lambda: None),
+        "threading n_jobs=2, no thread budget": (
+            threading_without_budget,
+            lambda: None,
+        ),
+    }
 
 
 def main() -> None:
     args = parse_args()
-    if args.no_budget:
-        skae._autoencoder.torch_thread_budget = contextlib.nullcontext
     X = load_digits().data / 16.0
     load_before = os.getloadavg()
 
@@ -105,37 +139,23 @@ def main() -> None:
         joblib.delayed(worker_state)(i) for i in range(2)
     )
     first_task = time.perf_counter() - start
-    with joblib.parallel_backend("threading", n_jobs=2):
+    with joblib.parallel_config(backend="threading", n_jobs=2):
         thread_threads = joblib.Parallel()(
             joblib.delayed(torch.get_num_threads)() for _ in range(2)
         )
 
-    rows = [
-        time_runs(
-            "n_jobs=1", args.repeats, lambda: search(X, 1, args.max_iter)
-        ),
-        time_runs(
-            "loky n_jobs=2, fresh workers",
-            args.repeats,
-            lambda: search(X, 2, args.max_iter),
-            before=fresh_loky_workers,
-        ),
-        time_runs(
-            "loky n_jobs=2, warm workers",
-            args.repeats,
-            lambda: search(X, 2, args.max_iter),
-            before=lambda: search(X, 2, 1),
-        ),
-    ]
-    with joblib.parallel_backend("threading"):
-        rows.append(
-            time_runs(
-                "threading n_jobs=2"
-                + (" (no thread budget)" if args.no_budget else ""),
-                args.repeats,
-                lambda: search(X, 2, args.max_iter),
-            )
-        )
+    runs = configurations(X)
+    walls: dict[str, list[float]] = {label: [] for label in runs}
+    cpus: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(args.repeats):
+        for label, (context, prepare) in runs.items():
+            prepare()
+            n_jobs = 1 if label.startswith("n_jobs=1") else 2
+            with context():
+                wall, cpu = time.perf_counter(), time.process_time()
+                search(X, n_jobs, args.max_iter)
+                walls[label].append(time.perf_counter() - wall)
+                cpus[label].append(time.process_time() - cpu)
     load_after = os.getloadavg()
 
     print(
@@ -155,12 +175,14 @@ def main() -> None:
         + ", ".join(str(threads) for threads in thread_threads)
     )
     print(
-        f"GridSearchCV on digits {X.shape}, {len(GRID)} params, "
-        f"4 candidates x 3 folds, max_iter={args.max_iter}, {args.repeats} repeats"
+        f"GridSearchCV on digits {X.shape}, 4 candidates x 3 folds, "
+        f"max_iter={args.max_iter}, {args.repeats} repeats (round-robin)"
     )
-    print(f"{'configuration':45s} {'min s':>7s} {'median s':>9s}")
-    for label, best, median in rows:
-        print(f"{label:45s} {best:7.2f} {median:9.2f}")
+    print(f"{'configuration':40s} {'wall min':>9s} {'median':>7s} {'parent CPU':>11s}")
+    for label in runs:
+        wall_min, wall_median = min(walls[label]), statistics.median(walls[label])
+        cpu = statistics.median(cpus[label])
+        print(f"{label:40s} {wall_min:8.2f}s {wall_median:6.2f}s {cpu:10.2f}s")
 
 
 if __name__ == "__main__":
