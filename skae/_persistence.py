@@ -19,16 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import sklearn
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from sklearn.base import BaseEstimator
 from torch import nn
 
@@ -306,16 +306,21 @@ def _detached(tensor: torch.Tensor) -> torch.Tensor:
 def _write_atomically(
     tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
 ) -> None:
-    """Write beside ``path``, then rename: a crash never leaves half a file."""
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    os.close(handle)
+    """Write beside ``path``, then rename: a crash never leaves half a file.
+
+    The bytes are written here rather than by ``safetensors``, whose files are
+    private to their owner, so that a model file gets the usual permissions.
+    """
+    content = safetensors.torch.save(tensors, metadata=metadata)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        save_file(tensors, temporary, metadata=metadata)
+        with open(temporary, "xb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 

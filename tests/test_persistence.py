@@ -312,6 +312,13 @@ def test_save_refuses_attributes_that_are_not_data(fitted, tmp_path):
         save(model, tmp_path / "model.safetensors")
 
 
+def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    save(fitted, tmp_path / "model.safetensors")
+    assert (tmp_path / "model.safetensors").stat().st_mode == plain.stat().st_mode
+
+
 def test_load_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "absent.safetensors")
