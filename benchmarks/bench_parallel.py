@@ -14,6 +14,11 @@ Run from the repository root::
 
     python benchmarks/bench_parallel.py            # 3 repeats
     python benchmarks/bench_parallel.py --repeats 5 --max-iter 30
+    python benchmarks/bench_parallel.py --dask     # needs skae[dask]
+
+``--dask`` adds the same search on a local two-worker Dask cluster through
+joblib's ``dask`` backend, and times ``transform`` of Dask blocks through
+dask-ml's ``ParallelPostFit``.
 
 Timings are sensitive to other load on the machine: the output starts with
 the load average before and after.
@@ -47,6 +52,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=15)
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="also search on a local two-worker Dask cluster (skae[dask])",
+    )
     return parser.parse_args()
 
 
@@ -100,8 +110,59 @@ def without_thread_budget():
         skae._autoencoder.torch_thread_budget = budget
 
 
+def start_dask_cluster(stack: contextlib.ExitStack) -> str:
+    """Start two single-threaded local workers with skae imported; a summary."""
+    import distributed
+
+    start = time.perf_counter()
+    cluster = stack.enter_context(
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    )
+    client = stack.enter_context(distributed.Client(cluster))
+    started = time.perf_counter() - start
+    client.run(worker_state, 0)
+    ready = time.perf_counter() - start
+    threads = sorted(client.run(torch.get_num_threads).values())
+    return (
+        f"Dask LocalCluster: 2 workers up in {started:.1f} s, skae imported on "
+        f"them after {ready:.1f} s; torch threads {threads}"
+    )
+
+
+def dask_transform(n_samples: int = 200_000) -> str:
+    """Time ParallelPostFit.transform over Dask blocks against one process."""
+    import dask.array as da
+    from dask_ml.wrappers import ParallelPostFit
+
+    X = np.random.default_rng(0).random((n_samples, 784), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = AutoencoderTransformer(n_components=16, max_iter=2, random_state=0)
+        ae.fit(X[:2000])
+    start = time.perf_counter()
+    ae.transform(X)
+    local = time.perf_counter() - start
+    # Blocks made on the workers: only the codes travel back.
+    X_dask = da.random.default_rng(0).random(
+        (n_samples, 784), chunks=(n_samples // 10, 784), dtype=np.float32
+    )
+    start = time.perf_counter()
+    ParallelPostFit(ae).transform(X_dask).compute()
+    spread = time.perf_counter() - start
+    return (
+        f"transform {n_samples} x 784 float32, default layers, 16 components: "
+        f"{local:.1f} s in this process, {spread:.1f} s via ParallelPostFit on "
+        "the 2 workers (blocks generated there)"
+    )
+
+
 def configurations(
-    X: np.ndarray,
+    X: np.ndarray, dask: bool
 ) -> dict[str, tuple[Callable[[], object], Callable[[], None]]]:
     """Label -> (context to run in, untimed preparation)."""
     nothing = contextlib.nullcontext
@@ -125,7 +186,16 @@ def configurations(
             threading_without_budget,
             lambda: None,
         ),
-    }
+    } | (
+        {
+            "dask backend, 2 local workers": (
+                lambda: joblib.parallel_config(backend="dask"),
+                lambda: None,
+            )
+        }
+        if dask
+        else {}
+    )
 
 
 def main() -> None:
@@ -144,7 +214,9 @@ def main() -> None:
             joblib.delayed(torch.get_num_threads)() for _ in range(2)
         )
 
-    runs = configurations(X)
+    stack = contextlib.ExitStack()
+    dask_lines = [start_dask_cluster(stack)] if args.dask else []
+    runs = configurations(X, args.dask)
     walls: dict[str, list[float]] = {label: [] for label in runs}
     cpus: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.repeats):
@@ -156,6 +228,9 @@ def main() -> None:
                 search(X, n_jobs, args.max_iter)
                 walls[label].append(time.perf_counter() - wall)
                 cpus[label].append(time.process_time() - cpu)
+    if args.dask:
+        dask_lines.append(dask_transform())
+    stack.close()
     load_after = os.getloadavg()
 
     print(
@@ -174,6 +249,8 @@ def main() -> None:
         "threading workers before skae runs: torch threads "
         + ", ".join(str(threads) for threads in thread_threads)
     )
+    for line in dask_lines:
+        print(line)
     print(
         f"GridSearchCV on digits {X.shape}, 4 candidates x 3 folds, "
         f"max_iter={args.max_iter}, {args.repeats} repeats (round-robin)"
