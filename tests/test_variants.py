@@ -186,6 +186,19 @@ def test_denoising_restores_digits_better_than_plain_and_pca(
     assert errors[noise] < 0.85 * errors["pca"]
 
 
+def test_grid_search_over_corruption_and_sparsity(digits):
+    """Judged on clean data, light corruption and no penalty reconstruct best."""
+    search = GridSearchCV(
+        AutoencoderTransformer(
+            4, hidden_layer_sizes=(64,), max_iter=15, random_state=0
+        ),
+        {"noise": ["gaussian", "mask"], "noise_level": [0.05, 0.9], "sparsity": [0, 3]},
+        cv=2,
+    ).fit(digits[0][:600])
+    assert search.best_params_["noise_level"] == 0.05
+    assert search.best_params_["sparsity"] == 0
+
+
 # -- sparse codes --------------------------------------------------------------------
 
 
