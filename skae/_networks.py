@@ -30,8 +30,9 @@ class LossTerms:
     """What the training loss adds to plain reconstruction, and how much.
 
     ``noise`` corrupts the encoder's input (denoising: the target stays
-    clean); ``sparsity`` weighs an L1 penalty on the codes; ``kl_weight``
-    weighs the variational networks' KL divergence.
+    clean); ``sparsity`` weighs a scale-free L1 penalty on the codes (see
+    :func:`code_sparsity_penalty`); ``kl_weight`` weighs the variational
+    networks' KL divergence.
     """
 
     noise: str | None = None
@@ -75,8 +76,22 @@ class AutoencoderNet(nn.Module):
         codes = self.encoder(corrupt(x, terms.noise, terms.noise_level))
         loss = F.mse_loss(self.decoder(codes), x)
         if terms.sparsity > 0:
-            loss = loss + terms.sparsity * codes.abs().mean()
+            loss = loss + terms.sparsity * code_sparsity_penalty(codes)
         return loss
+
+
+def code_sparsity_penalty(codes: torch.Tensor) -> torch.Tensor:
+    """Mean over code dimensions of L1 / L2 of the dimension's batch values.
+
+    A plain L1 penalty on codes is evaded by shrinking the codes and growing
+    the decoder's weights to match; dividing each dimension by its own root
+    mean square makes the penalty blind to scale, so only codes with many
+    entries near zero, relative to their dimension's scale, lower it.
+    """
+    l1 = codes.abs().mean(dim=0)
+    # Clamped before the square root, whose gradient at zero is infinite.
+    l2 = codes.pow(2).mean(dim=0).clamp_min(1e-12).sqrt()
+    return (l1 / l2).mean()
 
 
 class FirstColumns(nn.Module):
