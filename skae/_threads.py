@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Thread budget: concurrent skae calls in one process share torch's threads.
+"""Threads: concurrent skae calls in one process share torch's threads and RNG.
 
 Process-based parallelism needs nothing from skae: joblib's loky and
 multiprocessing backends start their workers with ``OMP_NUM_THREADS`` set to
@@ -24,6 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+# torch's default random generator is one per process: a fit seeds it, then
+# draws weight initialisation, dropout and input noise from it. Fits in threads
+# of one process take turns with it, or they would draw from each other's
+# streams (and could not put the caller's state back); inference runs freely.
+global_rng_lock = threading.RLock()
 
 _lock = threading.Lock()
 # Thread identifier -> nesting depth, for threads inside ``torch_thread_budget``.
