@@ -264,8 +264,8 @@ class Standardize(nn.Module):
         self.register_buffer("scale", scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardise ``x``."""
-        return (x - self.mean) / self.scale
+        """Standardise ``x``, in one pass over it: ``x / scale - mean / scale``."""
+        return torch.addcmul(-self.mean / self.scale, x, 1 / self.scale)
 
 
 class Unstandardize(Standardize):
