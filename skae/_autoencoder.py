@@ -26,7 +26,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from skae._data import batch_bounds, map_batches, resolve_device, to_tensor
+from skae._data import (
+    batch_bounds,
+    iter_row_batches,
+    map_batches,
+    resolve_device,
+    to_tensor,
+)
 from skae._networks import (
     ACTIVATIONS,
     NOISES,
@@ -37,7 +43,7 @@ from skae._networks import (
     build_convolutional,
     build_dense,
 )
-from skae._threads import torch_thread_budget
+from skae._threads import global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, train
 
 FLOAT_DTYPES = [np.float64, np.float32]
@@ -533,7 +539,11 @@ class AutoencoderTransformer(
             )
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
 
-        with torch_thread_budget(), torch.random.fork_rng(devices=cuda_devices):
+        with (
+            global_rng_lock,
+            torch_thread_budget(),
+            torch.random.fork_rng(devices=cuda_devices),
+        ):
             torch.manual_seed(seed)
             generator = torch.Generator(device).manual_seed(seed)
             if continuing:
@@ -793,7 +803,8 @@ def _module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
 
 def _finite_output(output: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Refuse inf or NaN computed from finite, validated input: an overflow."""
-    if not np.isfinite(output).all():
+    # Batch by batch: a mask of the whole output would be as large as X is.
+    if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
         raise ValueError(
             f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
             "large once standardised with mean_ and scale_, so the result would "
