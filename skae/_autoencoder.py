@@ -49,7 +49,7 @@ from skae._training import SOLVERS, TrainingConfig, train
 FLOAT_DTYPES = [np.float64, np.float32]
 # Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
 # small and large data sets alike (see benchmarks/bench_training.py).
-AUTO_STEPS = 4000
+AUTO_STEPS = 5000
 # Parameters that fix the network's shape; warm_start cannot change them.
 ARCHITECTURE_PARAMS = (
     "n_components",
@@ -118,8 +118,8 @@ class AutoencoderTransformer(
 
     max_iter : int or 'auto', default='auto'
         Maximum number of epochs (passes over the training data). 'auto' plans
-        about 4000 optimiser steps, within 10 to 200 epochs: 200 epochs on a
-        data set of a thousand rows, 18 on 60 000 rows at the default batch
+        about 5000 optimiser steps, within 10 to 200 epochs: 200 epochs on a
+        data set of a thousand rows, 22 on 60 000 rows at the default batch
         size, so that large data sets train in bounded time.
 
     tol : float, default=1e-4

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_epoch_count,
         default=DEFAULT_EPOCHS,
         help="most epochs the autoencoder trains (max_iter), or 'auto' for about "
-        "4000 training steps within 10 to 200 epochs; it stops earlier once its "
+        "5000 training steps within 10 to 200 epochs; it stops earlier once its "
         "validation loss stops improving (default: %(default)s)",
     )
     compare.add_argument(
