@@ -18,7 +18,7 @@ size and, for a memmap input, the input's size (its pages become resident as
 the call reads them). Run from the repository root::
 
     python benchmarks/bench_memory.py                  # in-memory input
-    python benchmarks/bench_memory.py --memmap /tmp/x.f32
+    python benchmarks/bench_memory.py --memmap rows.f32
     python benchmarks/bench_memory.py --n-samples 200000 --methods transform
 
 ``inverse_transform`` returns an array as large as the input (3.1 GB at the
