@@ -38,6 +38,7 @@ from skae._networks import (
     NOISES,
     AutoencoderNet,
     LossTerms,
+    RowSquaredError,
     Standardize,
     Unstandardize,
     build_convolutional,
@@ -469,21 +470,8 @@ class AutoencoderTransformer(
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
 
-        def squared_errors(encoder: nn.Module, decoder: nn.Module) -> Any:
-            return lambda x: torch.mean(
-                (decoder(encoder(x)) - x) ** 2, dim=1, keepdim=True
-            )
-
-        device = resolve_device(self.device)
-        encoder, decoder = (
-            _for_inference(module, device, X.dtype)
-            for module in (self.encoder_, self.decoder_)
-        )
-        with torch_thread_budget():
-            errors = map_batches(
-                squared_errors(encoder, decoder), X, 1, device=device, dtype=X.dtype
-            )
-        return -_finite_output(errors, X.dtype).ravel().astype(np.float64)
+        errors = self._map(RowSquaredError(self.encoder_, self.decoder_), X, 1)
+        return -errors.ravel().astype(np.float64)
 
     def score(self, X: npt.ArrayLike, y: object = None) -> float:
         """Negative mean squared reconstruction error of X; higher is better.

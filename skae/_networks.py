@@ -255,6 +255,19 @@ def build_convolutional(
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
+class RowSquaredError(nn.Module):
+    """Mean squared reconstruction error of each row, as a ``(n, 1)`` column."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` and average the squared errors over features."""
+        return torch.mean((self.decoder(self.encoder(x)) - x) ** 2, dim=1, keepdim=True)
+
+
 class Standardize(nn.Module):
     """Fixed affine map ``(x - mean) / scale`` from input units to network units."""
 
