@@ -20,6 +20,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -43,6 +44,8 @@ from skae._networks import (
     Unstandardize,
     build_convolutional,
     build_dense,
+    start_from_pca,
+    with_linear_path,
 )
 from skae._threads import global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, train
@@ -51,9 +54,13 @@ FLOAT_DTYPES = [np.float64, np.float32]
 # Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
 # small and large data sets alike (see benchmarks/bench_training.py).
 AUTO_STEPS = 5000
+# early_stopping='auto' holds out validation rows once they would number this
+# many; fewer are too noisy to choose the best epoch with.
+MIN_AUTO_VALIDATION_ROWS = 10
 # Parameters that fix the network's shape; warm_start cannot change them.
 ARCHITECTURE_PARAMS = (
     "n_components",
+    "init",
     "hidden_layer_sizes",
     "activation",
     "dropout",
@@ -85,10 +92,26 @@ class AutoencoderTransformer(
     widths, a linear code layer, and a decoder that mirrors the encoder. It is
     computed in float32; outputs have the dtype of the input.
 
+    By default (``init='pca'``) the network starts as PCA: a linear encoder
+    set to PCA's projection, a linear decoder set to its transpose, and beside
+    each a non-linear network whose last layer starts at zero. Training adds
+    what a linear map cannot express, and the weights kept are those of the
+    best epoch on held-out rows, the PCA start included, so the result is not
+    worse than PCA on data like the held-out rows.
+
     Parameters
     ----------
     n_components : int, default=2
         Size of the code: the number of features ``transform`` returns.
+
+    init : {'pca', 'random'}, default='pca'
+        How the network starts. 'pca': a linear path set to PCA's solution
+        (fitted with :class:`~sklearn.decomposition.PCA` on the training data,
+        or on the first batch of ``partial_fit``), plus non-linear networks
+        that start at zero. It applies to the dense and convolutional networks,
+        denoising and sparse codes included; a custom ``network`` starts from
+        its own initialisation. 'random': the plain encoder and decoder with
+        PyTorch's random initialisation.
 
     hidden_layer_sizes : array-like of int, default=(256, 128)
         Widths of the encoder's hidden layers, from the input side. The decoder
@@ -129,16 +152,21 @@ class AutoencoderTransformer(
         is measured on the standardised data, so ``tol`` is relative to the
         data's total variance.
 
-    early_stopping : bool, default=False
+    early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the training data, monitor the
         reconstruction error on it instead of the training loss, and keep the
-        weights of the best validation epoch.
+        weights of the best validation epoch; with ``init='pca'`` and no
+        ``noise`` or ``sparsity``, the PCA start competes as an epoch. 'auto'
+        does so when at least 10 rows would be held out (100 samples at the
+        default fraction); ``partial_fit`` never holds rows out.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int, default=30
         Epochs without an improvement of ``tol`` tolerated before stopping.
+        Small data sets take only a few optimiser steps an epoch, and a
+        network leaving the PCA start often gets worse before it gets better.
 
     dropout : float, default=0.0
         Dropout probability after each hidden layer during training.
@@ -223,14 +251,14 @@ class AutoencoderTransformer(
         Training loss of each epoch, in squared input units.
 
     best_loss_ : float or None
-        Lowest training loss reached; None when ``early_stopping=True``.
+        Lowest training loss reached; None when rows were held out.
 
     validation_scores_ : list of float or None
         Score (negative mean squared reconstruction error) on the held-out
-        data after each epoch; None unless ``early_stopping=True``.
+        data after each epoch; None when no rows were held out.
 
     best_validation_score_ : float or None
-        Best of ``validation_scores_``; None unless ``early_stopping=True``.
+        Best of ``validation_scores_``; None when no rows were held out.
 
     n_iter_ : int
         Number of epochs trained, including earlier calls under ``warm_start``
@@ -274,6 +302,7 @@ class AutoencoderTransformer(
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"pca", "random"})],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "solver": [StrOptions(set(SOLVERS))],
@@ -286,7 +315,7 @@ class AutoencoderTransformer(
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -307,6 +336,7 @@ class AutoencoderTransformer(
         self,
         n_components: int = 2,
         *,
+        init: str = "pca",
         hidden_layer_sizes: tuple[int, ...] = (256, 128),
         activation: str = "relu",
         solver: str = "adam",
@@ -316,9 +346,9 @@ class AutoencoderTransformer(
         learning_rate_init: float = 3e-3,
         max_iter: int | str = "auto",
         tol: float = 1e-4,
-        early_stopping: bool = False,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: int = 30,
         dropout: float = 0.0,
         batch_norm: bool = False,
         noise: str | None = None,
@@ -333,6 +363,7 @@ class AutoencoderTransformer(
         device: str | torch.device = "auto",
     ) -> None:
         self.n_components = n_components
+        self.init = init
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -514,8 +545,10 @@ class AutoencoderTransformer(
         device = resolve_device(self.device)
         if continuing:
             mean, scale = self.mean_, self.scale_
+            n_components = self._n_features_out
         else:
             mean, scale = _standardization(X)
+            n_components = int(self.n_components)
         train_rows, valid_rows = self._split_validation(n_samples, rng, incremental)
         n_train = n_samples if train_rows is None else len(train_rows)
         config = self._training_config(n_train, scale, incremental)
@@ -538,7 +571,14 @@ class AutoencoderTransformer(
                 # Train a copy, so that a failure leaves the fitted network intact.
                 network = copy.deepcopy(self._network).to(device)
             else:
-                network = self._build_network(X.shape[1]).to(device)
+                network = self._build_network(X.shape[1], n_components)
+                if self._starts_from_pca():
+                    start_from_pca(
+                        network.encoder,
+                        network.decoder,
+                        _principal_axes(X, n_components, seed),
+                    )
+                network = network.to(device)
             standardize = Standardize(*_as_tensors(mean, scale)).to(device)
             with torch.no_grad():
                 X_network = standardize(to_tensor(X, device))
@@ -552,6 +592,9 @@ class AutoencoderTransformer(
                 batch_loss=partial(network.training_loss, terms=self._loss_terms()),
                 config=config,
                 generator=generator,
+                start_is_candidate=self._starts_from_pca()
+                and not continuing
+                and self._loss_terms() == LossTerms(),
                 optimizer_state=self._optimizer_state
                 if incremental and continuing
                 else None,
@@ -564,7 +607,7 @@ class AutoencoderTransformer(
             if continuing
             else result.train_losses
         )
-        self._install_network(network, mean, scale)
+        self._install_network(network, mean, scale, n_components)
         self._optimizer_state = _state_to_cpu(result.optimizer_state)
         self.loss_curve_ = loss_curve
         self.n_iter_ = n_iter_before + len(result.train_losses)
@@ -578,7 +621,11 @@ class AutoencoderTransformer(
                 *previous,
                 *(-loss for loss in result.valid_losses),
             ]
-            self.best_validation_score_ = max(self.validation_scores_)
+            # The score of the weights kept, which may be the untrained start's.
+            start = result.start_valid_loss
+            self.best_validation_score_ = max(
+                [*self.validation_scores_, *([] if start is None else [-start])]
+            )
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
@@ -593,12 +640,16 @@ class AutoencoderTransformer(
             )
 
     def _install_network(
-        self, network: AutoencoderNet, mean: np.ndarray, scale: float
+        self,
+        network: AutoencoderNet,
+        mean: np.ndarray,
+        scale: float,
+        n_components: int,
     ) -> None:
         """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
         self._network = network.eval()
         self._architecture = self._architecture_params()
-        self._n_features_out = int(self.n_components)
+        self._n_features_out = n_components
         self.mean_, self.scale_ = mean, scale
         self.encoder_ = nn.Sequential(
             Standardize(*_as_tensors(mean, scale)), network.code_path()
@@ -611,9 +662,21 @@ class AutoencoderTransformer(
     _network_class: ClassVar[type[AutoencoderNet]] = AutoencoderNet
     _encoder_width_factor: ClassVar[int] = 1
 
-    def _build_network(self, n_features: int) -> AutoencoderNet:
-        """Build the untrained network the parameters describe."""
-        n_outputs = self._encoder_width_factor * self.n_components
+    def _starts_from_pca(self) -> bool:
+        """Whether ``fit`` starts the built-in network at PCA's solution."""
+        return (
+            self._encoder_width_factor == 1
+            and self.network is None
+            and (self.init == "pca")
+        )
+
+    def _build_network(self, n_features: int, n_components: int) -> AutoencoderNet:
+        """Build the untrained network the parameters describe.
+
+        With ``init='pca'``, a linear encoder and decoder sit beside the
+        built-in networks, whose last layers start at zero.
+        """
+        n_outputs = self._encoder_width_factor * n_components
         if self.network is not None:
             encoder, decoder = _module_pair(self.network(n_features, n_outputs))
         elif self.image_shape is not None:
@@ -621,7 +684,7 @@ class AutoencoderTransformer(
             encoder, decoder = build_convolutional(
                 image_shape,
                 n_outputs,
-                self.n_components,
+                n_components,
                 _positive_ints(self.conv_channels, "conv_channels"),
                 _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
                 activation=self.activation,
@@ -632,17 +695,21 @@ class AutoencoderTransformer(
             encoder, decoder = build_dense(
                 n_features,
                 n_outputs,
-                self.n_components,
+                n_components,
                 _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
                 activation=self.activation,
                 dropout=self.dropout,
                 batch_norm=self.batch_norm,
             )
+        if self._starts_from_pca():
+            encoder, decoder = with_linear_path(
+                encoder, decoder, n_features, n_components
+            )
         if self._encoder_width_factor == 1:
             network = self._network_class(encoder, decoder)
         else:
-            network = self._network_class(encoder, decoder, self.n_components)
-        _check_network_widths(network, n_features, n_outputs, self.n_components)
+            network = self._network_class(encoder, decoder, n_components)
+        _check_network_widths(network, n_features, n_outputs, n_components)
         return network
 
     def _loss_terms(self) -> LossTerms:
@@ -680,6 +747,10 @@ class AutoencoderTransformer(
         """Row indices of the training and validation parts (None: no split)."""
         if incremental or not self.early_stopping:
             return None, None
+        if self.early_stopping == "auto" and (
+            n_samples * self.validation_fraction < MIN_AUTO_VALIDATION_ROWS
+        ):
+            return None, None
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
         if n_valid < 1 or n_samples - n_valid < 1:
             raise ValueError(
@@ -692,7 +763,11 @@ class AutoencoderTransformer(
 
     def _architecture_params(self) -> dict[str, Any]:
         params = self.get_params()
-        return {name: copy.deepcopy(params[name]) for name in ARCHITECTURE_PARAMS}
+        return {
+            name: copy.deepcopy(params[name])
+            for name in ARCHITECTURE_PARAMS
+            if name in params
+        }
 
     def _check_same_architecture(self) -> None:
         changed = {
@@ -825,6 +900,20 @@ def _check_network_widths(
                     f"{n_out}; build it for the widths it is given."
                 )
     network.train()
+
+
+def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:
+    """Return PCA's axes of X as float32 rows, at most ``n_components`` of them.
+
+    Fewer if X has fewer samples or features. The axes are the same whether X
+    is standardised or not, as skae divides every feature by one common scale.
+    """
+    n_axes = min(n_components, *X.shape)
+    # Data without variance (one row, constant columns) has arbitrary axes,
+    # and PCA warns dividing its zero variances: harmless for a start.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca = PCA(n_components=n_axes, random_state=seed).fit(X)
+    return torch.as_tensor(pca.components_, dtype=torch.float32)
 
 
 def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:

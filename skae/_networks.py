@@ -255,6 +255,65 @@ def build_convolutional(
     return nn.Sequential(*encoder), nn.Sequential(*decoder)
 
 
+class LinearWithResidual(nn.Module):
+    """A linear map plus a non-linear correction: ``linear(x) + residual(x)``.
+
+    With the linear map set to PCA's and the residual's last layer at zero,
+    the network starts as PCA exactly (see :func:`start_from_pca`), and
+    training can only add what a linear map cannot express.
+    """
+
+    def __init__(self, linear: nn.Linear, residual: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the linear map and add the residual."""
+        return self.linear(x) + self.residual(x)
+
+
+def with_linear_path(
+    encoder: nn.Module, decoder: nn.Module, n_features: int, n_components: int
+) -> tuple[LinearWithResidual, LinearWithResidual]:
+    """Put a linear encoder and decoder beside a network, which starts at zero.
+
+    The last layer with weights of ``encoder`` and of ``decoder`` is zeroed, so
+    until training moves them the pair computes the linear maps alone.
+    """
+    for residual in (encoder, decoder):
+        last = [m for m in residual.modules() if isinstance(m, _WEIGHTED_LAYERS)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    return (
+        LinearWithResidual(nn.Linear(n_features, n_components), encoder),
+        LinearWithResidual(nn.Linear(n_components, n_features), decoder),
+    )
+
+
+_WEIGHTED_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+@torch.no_grad()
+def start_from_pca(
+    encoder: LinearWithResidual,
+    decoder: LinearWithResidual,
+    components: torch.Tensor,
+) -> None:
+    """Set the linear paths to PCA's projection and its transpose.
+
+    ``components`` holds orthonormal principal axes of the standardised
+    (centred) training data as rows, at most one per code dimension; code
+    dimensions beyond them start unused, at zero.
+    """
+    n_axes = components.shape[0]
+    for layer in (encoder.linear, decoder.linear):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    encoder.linear.weight[:n_axes] = components
+    decoder.linear.weight[:, :n_axes] = components.T
+
+
 class RowSquaredError(nn.Module):
     """Mean squared reconstruction error of each row, as a ``(n, 1)`` column."""
 

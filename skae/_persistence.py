@@ -552,6 +552,9 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
             f"{decoder.path} sets parameters {sorted(unknown)} that {name} of this "
             "skae version does not have; load it with the skae version that saved it."
         )
+    if "init" in cls._get_param_names():
+        # Files from before the PCA start hold randomly initialised networks.
+        params.setdefault("init", "random")
     estimator = cls(**params)
     try:
         estimator._validate_params()
@@ -599,12 +602,15 @@ def _restore_network(
     try:
         architecture = attributes["_architecture"]
         n_features = attributes["n_features_in_"]
+        n_components = attributes["_n_features_out"]
         mean, scale = attributes["mean_"], attributes["scale_"]
     except KeyError as exc:
         raise decoder.error(f"the fitted attribute {exc} is missing") from None
     if not (
         isinstance(architecture, dict)
         and type(n_features) is int
+        and type(n_components) is int
+        and n_components > 0
         and isinstance(mean, np.ndarray)
         and mean.shape == (n_features,)
         and isinstance(scale, float)
@@ -615,13 +621,13 @@ def _restore_network(
         # Building initialises weights from torch's global generator; the
         # caller's random state must not depend on loading a model.
         with torch.random.fork_rng(devices=[]):
-            network = estimator._build_network(n_features)
+            network = estimator._build_network(n_features, n_components)
         network.load_state_dict(weights, strict=True)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise decoder.error(
             f"its weights do not fit the network its parameters describe ({exc})"
         ) from None
-    estimator._install_network(network, mean, scale)
+    estimator._install_network(network, mean, scale, n_components)
     rebuilt = sorted(
         name for name, value in vars(estimator).items() if isinstance(value, nn.Module)
     )

@@ -44,6 +44,8 @@ class TrainingResult:
 
     train_losses: list[float] = field(default_factory=list)
     valid_losses: list[float] = field(default_factory=list)
+    # Validation loss of the untrained network, when it competed with the epochs.
+    start_valid_loss: float | None = None
     stopped_early: bool = False
     optimizer_state: dict[str, Any] = field(default_factory=dict)
 
@@ -139,6 +141,7 @@ def train(
     config: TrainingConfig,
     generator: torch.Generator,
     optimizer_state: dict[str, Any] | None = None,
+    start_is_candidate: bool = False,
 ) -> TrainingResult:
     """Train ``network`` in place for up to ``config.max_iter`` epochs.
 
@@ -148,7 +151,9 @@ def train(
     Stopping follows MLPRegressor: without validation data, stop once the
     training loss has not improved by ``tol`` for more than ``n_iter_no_change``
     epochs; with it, do the same on the validation loss and restore the weights
-    of the best validation epoch.
+    of the best validation epoch. With ``start_is_candidate``, the untrained
+    network competes too: training then never ends worse on the validation
+    data than it started.
 
     Raises
     ------
@@ -165,6 +170,10 @@ def train(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps)
     result = TrainingResult()
     best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    if start_is_candidate and X_valid is not None:
+        best_state = _copy_state(network)
+        best_loss = reconstruction_error(network, X_valid).item() * config.loss_scale
+        result.start_valid_loss = best_loss
     for epoch in range(1, config.max_iter + 1):
         epoch_losses = [
             run_epoch(

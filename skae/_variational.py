@@ -213,12 +213,12 @@ class VariationalAutoencoder(AutoencoderTransformer):
     _network_class = VariationalNet
     _encoder_width_factor = 2
 
-    # Everything the plain autoencoder checks, but ``sparsity``.
+    # Everything the plain autoencoder checks, but ``sparsity`` and ``init``.
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **{
             name: constraints
             for name, constraints in _SHARED_CONSTRAINTS.items()
-            if name != "sparsity"
+            if name not in {"sparsity", "init"}
         },
         "kl_weight": [Interval(Real, 0, None, closed="left")],
     }

@@ -67,7 +67,12 @@ def test_output_dtype_follows_input(fitted_small, small_data, dtype):
 
 def test_fitted_attributes(small_data):
     ae = AutoencoderTransformer(
-        n_components=2, hidden_layer_sizes=(8,), max_iter=7, tol=0, random_state=0
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        max_iter=7,
+        tol=0,
+        early_stopping=False,
+        random_state=0,
     )
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         ae.fit(small_data)
@@ -157,7 +162,11 @@ def test_warm_start_continues_training(small_data):
 
 def test_partial_fit_trains_one_epoch_per_call(small_data):
     ae = AutoencoderTransformer(
-        n_components=2, hidden_layer_sizes=(8,), batch_size=20, random_state=0
+        n_components=2,
+        init="random",
+        hidden_layer_sizes=(8,),
+        batch_size=20,
+        random_state=0,
     )
     for _ in range(30):
         ae.partial_fit(small_data)

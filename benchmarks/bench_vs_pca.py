@@ -1,0 +1,131 @@
+"""Default AutoencoderTransformer against PCA, data set by data set, k by k.
+
+Run from the repository root::
+
+    python benchmarks/bench_vs_pca.py              # the whole panel, MNIST included
+    python benchmarks/bench_vs_pca.py --no-mnist   # without the 60,000-row MNIST fit
+
+Each data set is split 75/25 (seed 0); tabular sets are standardised with the
+training part's statistics, images are scaled to [0, 1]. For every code size k,
+PCA and ``AutoencoderTransformer(n_components=k, random_state=0)`` (all other
+settings at their defaults) are fitted on the training part, and the table
+gives the test reconstruction MSE of each, their ratio (below 1: the
+autoencoder wins), the autoencoder's fit seconds and the epochs it trained.
+
+The panel: scikit-learn's digits (k = 8, 32, 48), breast cancer (2, 5, 10, 20)
+and wine (2, 4, 8); Fashion-MNIST, the first 6,000 rows of its test file (16,
+64, 128), and MNIST's 60,000 training images against its 10,000 test images
+(32). The image files are read from ``../shared/data`` beside the repository
+and skipped where absent. ``--set name=value`` overrides an estimator
+parameter (values are Python literals), to measure alternatives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from skae import AutoencoderTransformer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]]:
+    """Yield (name, X_train, X_test, ks) for every data set of the panel."""
+    X = load_digits().data / 16.0
+    yield "digits", *train_test_split(X, test_size=0.25, random_state=0), [8, 32, 48]
+    for name, loader, ks in (
+        ("breast_cancer", load_breast_cancer, [2, 5, 10, 20]),
+        ("wine", load_wine, [2, 4, 8]),
+    ):
+        X_train, X_test = train_test_split(
+            loader().data, test_size=0.25, random_state=0
+        )
+        scaler = StandardScaler().fit(X_train)
+        yield name, scaler.transform(X_train), scaler.transform(X_test), ks
+    fashion = DATA / "fashion_mnist.npz"
+    if fashion.exists():
+        with np.load(fashion) as data:
+            X = data["x_test"][:6000].reshape(6000, -1).astype(np.float32) / 255
+        yield (
+            "fashion_mnist_6000",
+            *train_test_split(X, test_size=0.25, random_state=0),
+            [16, 64, 128],
+        )
+    digits_file = DATA / "mnist.npz"
+    if mnist and digits_file.exists():
+        with np.load(digits_file) as data:
+            X_train = data["x_train"].reshape(60000, -1).astype(np.float32) / 255
+            X_test = data["x_test"].reshape(10000, -1).astype(np.float32) / 255
+        yield "mnist_60000", X_train, X_test, [32]
+
+
+def mse(model, X: np.ndarray) -> float:
+    return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-mnist", action="store_true", help="skip MNIST 60,000")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an AutoencoderTransformer parameter",
+    )
+    args = parser.parse_args()
+    overrides = {
+        name: ast.literal_eval(value)
+        for name, value in (item.split("=", 1) for item in args.set)
+    }
+    print(f"AutoencoderTransformer(n_components=k, random_state=0, **{overrides})")
+    print()
+    print(
+        "| data | n_train x n_features | k | PCA test MSE | AE test MSE "
+        "| AE / PCA | AE fit s | epochs |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    ratios: list[float] = []
+    small_worst = large_worst = 0.0
+    for name, X_train, X_test, ks in panel(mnist=not args.no_mnist):
+        for k in ks:
+            pca_error = mse(PCA(n_components=k).fit(X_train), X_test)
+            model = AutoencoderTransformer(n_components=k, random_state=0)
+            model.set_params(**overrides)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X_train)
+            seconds = time.perf_counter() - start
+            ratio = mse(model, X_test) / pca_error
+            ratios.append(ratio)
+            if len(X_train) + len(X_test) < 500:
+                small_worst = max(small_worst, ratio)
+            else:
+                large_worst = max(large_worst, ratio)
+            print(
+                f"| {name} | {X_train.shape[0]} x {X_train.shape[1]} | {k} "
+                f"| {pca_error:.5f} | {mse(model, X_test):.5f} | {ratio:.3f} "
+                f"| {seconds:.1f} | {model.n_iter_} |",
+                flush=True,
+            )
+    print()
+    print(f"geometric mean AE / PCA: {np.exp(np.mean(np.log(ratios))):.3f}")
+    print(f"worst AE / PCA, sets of 500 rows or more: {large_worst:.3f}")
+    print(f"worst AE / PCA, sets under 500 rows: {small_worst:.3f}")
+
+
+if __name__ == "__main__":
+    main()
