@@ -732,7 +732,7 @@ class AutoencoderTransformer(
         )
         with torch_thread_budget():
             output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
-        return _finite_output(output, X.dtype)
+        return _finite_output(output, X.dtype, module)
 
 
 def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
@@ -789,10 +789,20 @@ def _module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
     return result[0], result[1]
 
 
-def _finite_output(output: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _finite_output(
+    output: np.ndarray, dtype: np.dtype, module: nn.Module
+) -> np.ndarray:
     """Refuse inf or NaN computed from finite, validated input: an overflow."""
     # Batch by batch: a mask of the whole output would be as large as X is.
     if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
+        if not all(
+            torch.isfinite(tensor).all() for tensor in module.state_dict().values()
+        ):
+            raise ValueError(
+                "The model's weights hold NaN or inf, so its output would too. "
+                "Training never leaves such weights: they were edited. Fit the "
+                "model again, or load an intact copy."
+            )
         raise ValueError(
             f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
             "large once standardised with mean_ and scale_, so the result would "

@@ -311,6 +311,32 @@ def test_sample_rejects_bad_n_samples(digits_vae, n_samples):
         digits_vae.sample(n_samples)
 
 
+def test_sample_in_batches_equals_one_draw(digits_vae):
+    """Batched generation draws and decodes exactly what one draw would."""
+    n_samples = 70_000  # more than one batch
+    codes = np.random.RandomState(0).standard_normal(size=(n_samples, 4))
+    np.testing.assert_array_equal(
+        digits_vae.sample(n_samples, random_state=0),
+        digits_vae.inverse_transform(codes),
+    )
+
+
+def test_sample_refuses_more_than_memory_holds(digits_vae):
+    with pytest.raises(ValueError, match=r"would return 476\.8 GiB .*draw fewer"):
+        digits_vae.sample(10**9)
+
+
+def test_nan_weights_are_blamed_on_the_weights_not_on_x(digits, digits_vae):
+    model = copy.deepcopy(digits_vae)
+    with torch.no_grad():
+        for part in (model._network.encoder, model._network.decoder):
+            next(part.parameters())[0, 0] = float("nan")
+    for method, X in ((model.transform, digits[0]), (model.sample, 3)):
+        with pytest.raises(ValueError, match="weights hold NaN or inf") as error:
+            method(X)
+        assert "X holds" not in str(error.value)
+
+
 def test_sample_before_fit():
     with pytest.raises(NotFittedError):
         VariationalAutoencoder().sample()
