@@ -215,6 +215,8 @@ def _optimizer_state(value: Any, state: dict[str, Any], estimator: Any) -> str |
                     and item.shape in (parameters[index].shape, torch.Size())
                 ):
                     return f"holds moments that do not fit weight tensor {index}"
+                if not all_finite(item):
+                    return f"holds NaN or inf moments for weight tensor {index}"
             else:
                 settings.append(item)
     if not all(_is_setting(item) for item in settings):
@@ -279,6 +281,14 @@ _RULES: dict[type, dict[str, tuple[bool, Rule]]] = {
     AutoencoderTransformer: _TRANSFORMER_RULES,
     AutoencoderOutlierDetector: _DETECTOR_RULES,
 }
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Check that a floating-point tensor holds no NaN or inf."""
+    # In slices: a mask of the whole tensor would take a quarter of its size.
+    return all(
+        bool(torch.isfinite(part).all()) for part in tensor.reshape(-1).split(2**20)
+    )
 
 
 def _same(saved: Any, derived: Any) -> bool:

@@ -34,7 +34,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._fitted_state import check_fitted_state
+from skae._fitted_state import all_finite, check_fitted_state
 from skae._model_file import (
     HEADER_START,
     ModelFileError,
@@ -786,18 +786,11 @@ def _assign_weights(
                 f"{tuple(weights[key].shape)}, the network's {tensor.dtype} of "
                 f"shape {tuple(tensor.shape)}"
             )
-        if weights[key].is_floating_point() and not _all_finite(weights[key]):
+        if weights[key].is_floating_point() and not all_finite(weights[key]):
             raise decoder.error(f"its weight {key!r} holds NaN or inf")
     network.load_state_dict(weights, strict=True, assign=True)
     if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
         raise decoder.error("the network it describes has tensors the file lacks")
-
-
-def _all_finite(tensor: torch.Tensor) -> bool:
-    # In slices: a mask of the whole tensor would take a quarter of its size.
-    return all(
-        bool(torch.isfinite(part).all()) for part in tensor.reshape(-1).split(2**20)
-    )
 
 
 # -- helpers ----------------------------------------------------------------------

@@ -291,11 +291,19 @@ def drop_conv_channels(document, tensors):
     pairs.remove(architecture_entry(document, "conv_channels"))
 
 
-def optimizer_moment_of_wrong_shape(document, tensors):
+def first_moment(document):
+    """Tensor key of Adam's first moment of the first weight tensor."""
     pairs = document["attributes"]["_optimizer_state"]["__dict__"]
     moments = dict((key, value) for key, value in pairs)["state"]["__dict__"]
-    key = moments[0][1]["__dict__"][1][1]["__tensor__"]
-    tensors[key] = torch.zeros(3, 3)
+    return moments[0][1]["__dict__"][1][1]["__tensor__"]
+
+
+def optimizer_moment_of_wrong_shape(document, tensors):
+    tensors[first_moment(document)] = torch.zeros(3, 3)
+
+
+def optimizer_moment_of_nan(document, tensors):
+    tensors[first_moment(document)][0, 0] = float("nan")
 
 
 EDITED_STATE = {
@@ -350,6 +358,10 @@ EDITED_STATE = {
     "optimizer-moment-of-wrong-shape": (
         optimizer_moment_of_wrong_shape,
         "moments that do not fit weight tensor 0",
+    ),
+    "optimizer-moment-of-nan": (
+        optimizer_moment_of_nan,
+        "NaN or inf moments for weight tensor 0",
     ),
     "output-config": (
         set_attribute("_sklearn_output_config", {"__dict__": [["transform", "evil"]]}),
