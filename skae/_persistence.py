@@ -761,7 +761,9 @@ def _check_claimed_lengths(
     the weights' shapes after building.
     """
     for name, value in architecture.items():
-        if isinstance(value, list | tuple) and len(value) > len(weights):
+        if isinstance(value, list | tuple | np.ndarray) and np.size(value) > len(
+            weights
+        ):
             raise decoder.error(
                 f"its architecture claims {len(value)} entries in {name}, for "
                 f"{len(weights)} weight tensors"

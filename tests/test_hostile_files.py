@@ -102,6 +102,12 @@ def many_hidden_layers(document, tensors):
     architecture_entry(document, "hidden_layer_sizes")[1] = {"__tuple__": [8] * 10**5}
 
 
+def many_hidden_layers_as_array(document, tensors):
+    key = "tensor.layers"
+    tensors[key] = torch.full((10**5,), 8)
+    architecture_entry(document, "hidden_layer_sizes")[1] = {"__ndarray__": key}
+
+
 def huge_code(document, tensors):
     document["params"]["n_components"] = 10**100
     architecture_entry(document, "n_components")[1] = 10**100
@@ -128,6 +134,10 @@ CLAIMS = {
     "100000-layers": (
         many_hidden_layers,
         "claims 100000 entries in hidden_layer_sizes, for 8 weight tensors",
+    ),
+    "100000-layers-in-an-array": (
+        many_hidden_layers_as_array,
+        "claims 100000 entries in hidden_layer_sizes",
     ),
     "code-of-10**100": (huge_code, "architecture is invalid"),
     "200000-json-arrays": (many_containers, "more than the 100000"),
