@@ -807,7 +807,7 @@ class AutoencoderTransformer(
         )
         with torch_thread_budget():
             output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
-        return _finite_output(output, X.dtype)
+        return _finite_output(output, X.dtype, module)
 
 
 def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
@@ -864,10 +864,20 @@ def _module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
     return result[0], result[1]
 
 
-def _finite_output(output: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _finite_output(
+    output: np.ndarray, dtype: np.dtype, module: nn.Module
+) -> np.ndarray:
     """Refuse inf or NaN computed from finite, validated input: an overflow."""
     # Batch by batch: a mask of the whole output would be as large as X is.
     if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
+        if not all(
+            torch.isfinite(tensor).all() for tensor in module.state_dict().values()
+        ):
+            raise ValueError(
+                "The model's weights hold NaN or inf, so its output would too. "
+                "Training never leaves such weights: they were edited. Fit the "
+                "model again, or load an intact copy."
+            )
         raise ValueError(
             f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
             "large once standardised with mean_ and scale_, so the result would "
@@ -925,8 +935,12 @@ def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
     mean = X.mean(axis=0, dtype=np.float64)
     rows = X[:: max(1, X.shape[0] // 8192)]
     scale = float(np.sqrt(np.mean(rows.var(axis=0, dtype=np.float64))))
-    # Zero, or too small for the float32 network to divide by: constant data.
-    if not np.isfinite(scale) or scale < np.finfo(np.float32).tiny:
+    # Zero, too small for the float32 network to divide by, or below float32's
+    # resolution at the data's magnitude (float64 rounding noise): constant data.
+    float32 = np.finfo(np.float32)
+    if not np.isfinite(scale) or scale < max(
+        float32.tiny, float32.eps * float(np.max(np.abs(mean), initial=0.0))
+    ):
         scale = 1.0
     return mean, scale
 

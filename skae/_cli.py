@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ from skae._datasets import Dataset, load_dataset
 DEFAULT_EPOCHS = "auto"
 DEFAULT_N_SAMPLES = 5000
 DEFAULT_OUTPUT = "skae-compare"
+# The autoencoder holds out part of its training samples to stop early.
+MIN_TRAIN_SAMPLES = 2
 GALLERY_SIZE = 10
 FILES = {
     "table": "comparison.csv",
@@ -100,7 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        message = " ".join(str(exc).split())
+        print(f"skae {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # Anything else (torch failing to allocate a network, say) is one line
+        # too: a traceback helps nobody who runs a command.
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
         print(f"skae {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -217,8 +225,15 @@ def run_compare(args: argparse.Namespace) -> int:
     n_samples, n_features = data.X.shape
     # Fail now, not after a minute of training: the split's training size.
     n_train = n_samples - math.ceil(args.test_size * n_samples)
+    if n_train < MIN_TRAIN_SAMPLES:
+        raise ValueError(
+            f"{n_samples} samples with --test-size {args.test_size} leave "
+            f"{n_train} to train on, but the autoencoder needs at least "
+            f"{MIN_TRAIN_SAMPLES} (one for its validation split); use more "
+            "samples (--n-samples) or a smaller --test-size."
+        )
     check_n_components(args.n_components, (n_train, n_features))
-    _prepare_output(args.output)
+    _prepare_output(args.output, ["table"] if args.no_plots else list(FILES))
     print(_describe(data, args))
 
     estimators = {
@@ -424,10 +439,32 @@ def _describe(data: Dataset, args: argparse.Namespace) -> str:
     )
 
 
-def _prepare_output(output: Path) -> None:
+def _prepare_output(output: Path, kinds: list[str]) -> None:
+    """Create the output folder and check, before any training, that it takes files."""
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} is a file; give a folder path.")
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--output {output} is not writable ({exc.strerror}); choose another "
+            "folder."
+        ) from None
+    for kind in kinds:
+        path = output / FILES[kind]
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise ValueError(
+                f"--output {output} holds {FILES[kind]}, which cannot be replaced "
+                "(a folder, or a read-only file); remove it or choose another folder."
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    """Put the exception's message on one line of at most 300 characters."""
+    message = " ".join(str(exc).split()) or "no details"
+    return message if len(message) <= 300 else message[:297] + "..."
 
 
 def _convergence_note(result: Comparison, epochs: int | str) -> str:

@@ -249,6 +249,14 @@ def _load_csv(
 def _to_float(
     X: np.ndarray, image_shape: tuple[int, int] | None, name: str
 ) -> np.ndarray:
+    if X.dtype.kind == "c":
+        # Casting would drop the imaginary part silently; the estimators refuse
+        # complex data, as scikit-learn's do.
+        raise ValueError(
+            f"{name} holds complex values ({X.dtype}); expected real numbers. "
+            "Convert them first, for instance to their magnitude (numpy.abs) or "
+            "to real and imaginary parts as separate features."
+        )
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(f"{name} holds {X.dtype} values; expected numbers.")
     eight_bit_images = image_shape is not None and X.dtype == np.uint8

@@ -126,7 +126,8 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
                 AutoencoderTransformer() if self.estimator is None else self.estimator
             )
             estimator.fit(X)
-            offset = np.percentile(estimator.score_samples(X), 100 * self.contamination)
+            scores = _checked_scores(estimator, X)
+            offset = np.percentile(scores, 100 * self.contamination)
             self.estimator_ = estimator
             self.offset_ = float(offset)
         return self
@@ -148,7 +149,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
-        return np.asarray(self.estimator_.score_samples(X), dtype=np.float64)
+        return _checked_scores(self.estimator_, X)
 
     def decision_function(self, X: npt.ArrayLike) -> np.ndarray:
         """Score relative to the threshold; negative for outliers.
@@ -179,6 +180,36 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
             +1 where ``decision_function(X) >= 0``, -1 elsewhere.
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
+
+
+def _checked_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """Score X with the inner estimator: one finite float per sample, or raise.
+
+    A NaN score would set a NaN threshold and flag every sample, and scores of
+    another shape would reach ``predict`` unnoticed.
+    """
+    name = type(estimator).__name__
+    scores = np.asarray(estimator.score_samples(X))
+    if scores.shape != (X.shape[0],):
+        raise ValueError(
+            f"{name}.score_samples returned an array of shape {scores.shape} for "
+            f"{X.shape[0]} samples; the detector needs one score per sample, of "
+            f"shape ({X.shape[0]},)."
+        )
+    if scores.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name}.score_samples returned {scores.dtype} scores; the detector "
+            "needs real numbers."
+        )
+    scores = scores.astype(np.float64)
+    n_bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if n_bad:
+        raise ValueError(
+            f"{name}.score_samples returned NaN or infinite scores for {n_bad} of "
+            f"{X.shape[0]} samples; the detector needs a finite score for every "
+            "sample. Check the estimator and the data it was fitted on."
+        )
+    return scores
 
 
 @contextmanager

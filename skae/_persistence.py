@@ -18,30 +18,47 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors.torch
 import sklearn
 import torch
-from safetensors import SafetensorError, safe_open
 from sklearn.base import BaseEstimator
 from torch import nn
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._fitted_state import all_finite, check_fitted_state
+from skae._model_file import (
+    HEADER_START,
+    ModelFileError,
+    open_regular_file,
+    parse_json,
+    read_header,
+    read_tensors,
+    short_repr,
+)
 
 FORMAT_VERSION = 1
 # Metadata keys of the safetensors file: a plain format number, then the JSON.
 _FORMAT_KEY = "skae.format"
 _DOCUMENT_KEY = "skae.model"
 _TENSOR_PREFIX = "tensor."
-# A safetensors file starts with the length of its JSON header (8 bytes), then
-# the header, which the format requires to begin with "{".
-_HEADER_START = 8
+# Limits on what a file may ask of load, beyond the tensors it holds: how deep
+# values nest (a fitted model needs about 10 levels), and the memory that
+# decoding its JSON may allocate, on top of the file's size.
+_MAX_DEPTH = 64
+_DECODING_SLACK = 2**20
+_SCALAR_DTYPE = re.compile(r"[<>=|]?[biuf][1248]")
+_STRINGS_DTYPE = re.compile(r"[<>=|]?(O|U[1-9][0-9]{0,9})")
+_MT19937_KEYS = 624
+_NOT_IN_VERSIONS = re.compile(r"[^0-9A-Za-z.+!_-]")
 # How other files that are easy to mistake for a model file begin.
 _FOREIGN_SIGNATURES = {
     b"\x80": "a pickle (from pickle, joblib or torch.save)",
@@ -123,6 +140,12 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
     sources you do not trust are safe to load. Weights are loaded on the CPU,
     whatever device the model trained on.
 
+    Loading is bounded by the file: every size the file claims (of a tensor,
+    a string array, a layer) is checked against the bytes it holds before
+    anything is allocated, so a file of N bytes needs about N bytes of memory
+    plus a few MB. Every fitted attribute is checked against the network and
+    the parameters, or derived from them.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -139,9 +162,11 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not a skae model file (a pickle, for instance), is
-        truncated or corrupted, was written by a newer file format, or
-        describes an estimator that is not valid.
+        If ``path`` is not a regular file (a folder, a named pipe), or the file
+        is not a skae model file (a pickle, for instance), is truncated or
+        corrupted, was written by a newer file format, claims sizes it does
+        not hold, or describes an estimator that is not valid or a fitted
+        state that does not agree with its network.
 
     Warns
     -----
@@ -164,26 +189,24 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
     AutoencoderTransformer(n_components=3)
     """
     path = Path(path)
-    with open(path, "rb") as file:
-        head = file.read(_HEADER_START + 1)
-    _refuse_foreign_file(head, path)
     try:
-        with safe_open(path, framework="pt", device="cpu") as file:
-            metadata = file.metadata() or {}
-            tensors = {key: file.get_tensor(key) for key in file.keys()}
-    except SafetensorError as exc:
+        with open_regular_file(path) as file:
+            size = os.fstat(file.fileno()).st_size
+            metadata, tensors = _read_safetensors(file, size, path)
+        document = _read_document(metadata, path)
+        if document.get("sha256") != _digest(tensors):
+            raise ValueError(
+                f"{path} is corrupted: its tensors do not match the checksum saved "
+                "with them. Save the model again with skae.save."
+            )
+        _warn_on_version_mismatch(document.get("versions"), path)
+        return _Decoder(tensors, path, size).estimator(document)
+    except MemoryError:
+        # A safety net: every size a file claims is checked before allocating.
         raise ValueError(
-            f"{path} is not a readable skae model file ({exc}): it is truncated, "
-            "corrupted or of another kind. Save the model again with skae.save."
+            f"{path} needs more memory than this machine can allocate; it is not "
+            "a model file skae.save would write."
         ) from None
-    document = _read_document(metadata, path)
-    if document.get("sha256") != _digest(tensors):
-        raise ValueError(
-            f"{path} is corrupted: its tensors do not match the checksum saved with "
-            "them. Save the model again with skae.save."
-        )
-    _warn_on_version_mismatch(document.get("versions"), path)
-    return _Decoder(tensors, path).estimator(document)
 
 
 # -- writing ----------------------------------------------------------------------
@@ -269,7 +292,7 @@ class _Encoder:
             }
         kind = "a callable, that is code" if callable(value) else "not data"
         raise TypeError(
-            f"skae.save cannot store {where}: {_short_repr(value)} is {kind}, and a "
+            f"skae.save cannot store {where}: {short_repr(value)} is {kind}, and a "
             "model file holds data only, so that loading it cannot run code. Use "
             "pickle or joblib for this model, and load such files only from "
             "sources you trust."
@@ -327,20 +350,41 @@ def _write_atomically(
 # -- reading ----------------------------------------------------------------------
 
 
+class InvalidModelFile(ValueError):
+    """A model file whose content is inconsistent: corrupted or tampered with."""
+
+
 class _Decoder:
     """Turn the tagged JSON of :class:`_Encoder` back into values.
 
     Only the tags below are understood; anything else means a corrupted or
-    tampered file. No tag imports or calls anything named in the file.
+    tampered file. No tag imports or calls anything named in the file. Every
+    size an entry claims is checked before it is allocated: string arrays
+    share one budget, as large as the file plus a little, and each tensor of
+    the file may be used once.
     """
 
-    def __init__(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    def __init__(
+        self, tensors: dict[str, torch.Tensor], path: Path, file_size: int
+    ) -> None:
         self.tensors = tensors
         self.path = path
+        self.used: set[str] = set()
+        self.depth = 0
+        self.budget = file_size + _DECODING_SLACK
 
     def decode(self, value: Any) -> Any:
         if value is None or type(value) in (bool, int, float, str):
             return value
+        self.depth += 1
+        try:
+            if self.depth > _MAX_DEPTH:
+                raise self.error(f"its values are nested more than {_MAX_DEPTH} deep")
+            return self._decode_container(value)
+        finally:
+            self.depth -= 1
+
+    def _decode_container(self, value: Any) -> Any:
         if type(value) is list:
             return [self.decode(item) for item in value]
         if type(value) is dict and len(value) == 1:
@@ -360,18 +404,21 @@ class _Decoder:
             if decoder is not None:
                 try:
                     return decoder(content)
-                except (TypeError, ValueError, RuntimeError) as exc:
-                    raise self.error(f"bad {tag} entry ({exc})") from None
-        raise self.error(f"unexpected entry {_short_repr(value)}")
+                except InvalidModelFile:
+                    raise
+                except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+                    problem = _shorten(str(exc))
+                    raise self.error(f"bad {tag} entry ({problem})") from None
+        raise self.error(f"unexpected entry {short_repr(value)}")
 
     def estimator(self, document: Any) -> BaseEstimator:
         """Build the estimator a document describes, through the estimator itself."""
         if type(document) is not dict:
-            raise self.error(f"bad estimator entry {_short_repr(document)}")
+            raise self.error(f"bad estimator entry {short_repr(document)}")
         return _rebuild(document, self)
 
-    def error(self, problem: str) -> ValueError:
-        return ValueError(
+    def error(self, problem: str) -> InvalidModelFile:
+        return InvalidModelFile(
             f"{self.path} is not a valid skae model file: {problem}. It may have "
             "been corrupted or tampered with; save the model again with skae.save."
         )
@@ -385,44 +432,74 @@ class _Decoder:
 
     def _scalar(self, content: list[Any]) -> np.generic:
         dtype_str, item = _expect(content, list)
-        dtype = np.dtype(_expect(dtype_str, str))
-        if dtype.kind not in "biuf":
-            raise ValueError(f"scalar dtype {dtype} is not numeric")
+        dtype = _dtype(dtype_str, _SCALAR_DTYPE)
+        if type(item) not in (bool, int, float):
+            raise TypeError(f"scalar {short_repr(item)} is not a number")
         scalar: np.generic = dtype.type(item)
         return scalar
 
     def tensor(self, key: Any) -> torch.Tensor:
         if not (isinstance(key, str) and key.startswith(_TENSOR_PREFIX)):
-            raise ValueError(f"tensor name {key!r}")
+            raise ValueError(f"tensor name {short_repr(key)}")
         if key not in self.tensors:
-            raise ValueError(f"tensor {key!r} is missing")
+            raise ValueError(f"tensor {short_repr(key)} is missing")
+        # Two values sharing memory would change together.
+        if key in self.used:
+            raise ValueError(f"tensor {key!r} is used twice")
+        self.used.add(key)
         return self.tensors[key]
 
     def _strings(self, content: list[Any]) -> np.ndarray:
         dtype_str, shape, values = _expect(content, list)
-        dtype = np.dtype(_expect(dtype_str, str))
-        if dtype.kind not in "OU" or not all(
-            isinstance(value, str) for value in _expect(values, list)
+        dtype = _dtype(dtype_str, _STRINGS_DTYPE)
+        if not all(isinstance(value, str) for value in _expect(values, list)):
+            raise TypeError("strings that are not all strings")
+        shape = _expect(shape, list)
+        if not (
+            len(shape) <= 32
+            and all(type(size) is int and size >= 0 for size in shape)
+            and math.prod(shape) == len(values)
         ):
-            raise ValueError(f"strings of dtype {dtype}")
-        return np.array(values, dtype=dtype).reshape(_expect(shape, list))
+            raise ValueError(f"shape {short_repr(shape)} for {len(values)} strings")
+        # A declared width, unlike the strings, costs nothing in the file.
+        n_bytes = dtype.itemsize * len(values)
+        if n_bytes > self.budget:
+            raise ValueError(
+                f"{len(values)} strings of dtype {dtype.str} need {n_bytes} bytes, "
+                "far more than the file holds"
+            )
+        self.budget -= n_bytes
+        return np.array(values, dtype=dtype).reshape(shape)
 
     def _device(self, name: str) -> torch.device:
         return torch.device(_expect(name, str))
 
     def _random_state(self, content: list[Any]) -> np.random.RandomState:
         name, keys, position, has_gauss, cached = _expect(content, list)
+        # numpy reads its key at ``position`` unchecked: check it here.
+        if not (
+            name == "MT19937"
+            and len(_expect(keys, list)) == _MT19937_KEYS
+            and all(type(key) is int and 0 <= key < 2**32 for key in keys)
+            and type(position) is int
+            and 0 <= position <= _MT19937_KEYS
+            and has_gauss in (0, 1)
+            and type(cached) in (int, float)
+            and math.isfinite(cached)
+        ):
+            raise ValueError("not a Mersenne Twister state")
         random_state = np.random.RandomState()
         random_state.set_state(
-            (
-                _expect(name, str),
-                np.array(_expect(keys, list), dtype=np.uint32),
-                _expect(position, int),
-                _expect(has_gauss, int),
-                float(cached),
-            )
+            (name, np.array(keys, dtype=np.uint32), position, has_gauss, cached)
         )
         return random_state
+
+
+def _dtype(text: Any, pattern: re.Pattern[str]) -> np.dtype:
+    """Make a dtype from its string, if it is one of the kinds ``pattern`` allows."""
+    if not (isinstance(text, str) and pattern.fullmatch(text)):
+        raise ValueError(f"dtype {short_repr(text)} is not allowed here")
+    return np.dtype(text)
 
 
 def _expect(value: Any, kind: type) -> Any:
@@ -436,7 +513,7 @@ def _refuse_foreign_file(head: bytes, path: Path) -> None:
 
     Nothing here parses the file: a pickle is recognised, never unpickled.
     """
-    if head[_HEADER_START:] == b"{":
+    if head[HEADER_START:] == b"{":
         return
     if not head:
         raise ValueError(f"{path} is empty, not a skae model file.")
@@ -455,16 +532,36 @@ def _refuse_foreign_file(head: bytes, path: Path) -> None:
     )
 
 
+def _read_safetensors(
+    file: BinaryIO, size: int, path: Path
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Read the metadata and tensors of a model file, every size checked first."""
+    _refuse_foreign_file(file.read(HEADER_START + 1), path)
+    try:
+        length, header = read_header(file, size)
+        metadata = header.pop("__metadata__", {})
+        if not (
+            isinstance(metadata, dict)
+            and all(isinstance(value, str) for value in metadata.values())
+        ):
+            raise ModelFileError("its metadata are not strings")
+        tensors = read_tensors(file, header, HEADER_START + length, size)
+    except ModelFileError as exc:
+        raise ValueError(
+            f"{path} is not a readable skae model file: {exc}. It is truncated, "
+            "corrupted or of another kind; save the model again with skae.save."
+        ) from None
+    return metadata, tensors
+
+
 def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:
     if _FORMAT_KEY not in metadata:
         raise ValueError(
             f"{path} is a safetensors file, but not one written by skae.save (it has "
             "no skae metadata)."
         )
-    try:
-        file_format = int(metadata[_FORMAT_KEY])
-    except ValueError:
-        file_format = -1
+    text = metadata[_FORMAT_KEY]
+    file_format = int(text) if text.isdigit() and len(text) < 10 else -1
     if file_format > FORMAT_VERSION:
         raise ValueError(
             f"{path} was written in skae file format {file_format}, newer than the "
@@ -472,16 +569,15 @@ def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:
         )
     if file_format != FORMAT_VERSION:
         raise ValueError(
-            f"{path} has an invalid skae file format {metadata[_FORMAT_KEY]!r}; it "
-            "may have been corrupted or tampered with."
+            f"{path} has an invalid skae file format {short_repr(text)}; it may "
+            "have been corrupted or tampered with."
         )
     try:
-        document = json.loads(metadata.get(_DOCUMENT_KEY, ""))
-    except (ValueError, RecursionError) as exc:
+        document = parse_json(metadata.get(_DOCUMENT_KEY, ""), "its JSON document")
+    except ModelFileError as exc:
         raise ValueError(
-            f"{path} is not a valid skae model file: its JSON document cannot be "
-            f"parsed ({exc}). It may have been corrupted or tampered with; save the "
-            "model again with skae.save."
+            f"{path} is not a valid skae model file: {exc}. It may have been "
+            "corrupted or tampered with; save the model again with skae.save."
         ) from None
     if not isinstance(document, dict):
         raise ValueError(f"{path} is not a valid skae model file: no JSON document.")
@@ -494,7 +590,8 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        # The array itself, not a copy of its bytes: no second copy of the model.
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
@@ -502,7 +599,7 @@ def _warn_on_version_mismatch(saved: Any, path: Path) -> None:
     if not isinstance(saved, dict):
         return
     mismatches = [
-        f"{library} {saved[library]} (installed: {installed})"
+        f"{library} {_printable_version(saved[library])} (installed: {installed})"
         for library, installed in _versions().items()
         if isinstance(saved.get(library), str)
         and _release(saved[library]) != _release(installed)
@@ -517,6 +614,13 @@ def _warn_on_version_mismatch(saved: Any, path: Path) -> None:
         )
 
 
+def _printable_version(version: str) -> str:
+    """Keep the characters of version numbers only: a file cannot write escapes."""
+    return _NOT_IN_VERSIONS.sub("?", version[:40]) + (
+        "..." if len(version) > 40 else ""
+    )
+
+
 def _release(version: str) -> str:
     """Drop a local build tag: torch 2.13.0+cpu and 2.13.0+cu124 are one release."""
     return version.split("+", 1)[0]
@@ -528,7 +632,7 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
     name = document.get("class")
     if not isinstance(name, str) or name not in classes:
         raise decoder.error(
-            f"unknown estimator class {_short_repr(name)}; skae.load builds only "
+            f"unknown estimator class {short_repr(name)}; skae.load builds only "
             f"{', '.join(classes)}"
         )
     cls = classes[name]
@@ -541,16 +645,14 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
         and isinstance(network, dict)
     ):
         raise decoder.error("its parameters, attributes or network are missing")
-    try:
-        params = {key: decoder.decode(value) for key, value in params.items()}
-        attributes = {key: decoder.decode(value) for key, value in attributes.items()}
-    except RecursionError:
-        raise decoder.error("its JSON document is nested too deeply") from None
+    params = {key: decoder.decode(value) for key, value in params.items()}
+    attributes = {key: decoder.decode(value) for key, value in attributes.items()}
     unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise ValueError(
-            f"{decoder.path} sets parameters {sorted(unknown)} that {name} of this "
-            "skae version does not have; load it with the skae version that saved it."
+            f"{decoder.path} sets parameters {short_repr(sorted(unknown))} that "
+            f"{name} of this skae version does not have; load it with the skae "
+            "version that saved it."
         )
     if "init" in cls._get_param_names():
         # Files from before the PCA start hold randomly initialised networks.
@@ -559,10 +661,12 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
     try:
         estimator._validate_params()
     except ValueError as exc:
-        raise ValueError(f"{decoder.path} holds an invalid parameter: {exc}") from None
+        raise ValueError(
+            f"{decoder.path} holds an invalid parameter: {_shorten(str(exc))}"
+        ) from None
     for attribute in attributes:
         _check_attribute_name(attribute, cls, params, decoder)
-    fitted = any(str(attribute).endswith("_") for attribute in attributes)
+    fitted = any(attribute.endswith("_") for attribute in attributes)
     if modules:
         try:
             weights = {key: decoder.tensor(value) for key, value in network.items()}
@@ -572,8 +676,16 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
         estimator.set_params(**params)
     elif network or (fitted and issubclass(cls, AutoencoderTransformer)):
         raise decoder.error("it has fitted attributes but no network")
+    derived = {
+        key: value for key, value in vars(estimator).items() if key not in params
+    }
+    try:
+        check_fitted_state(estimator, attributes, derived, fitted=fitted)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise decoder.error(_shorten(str(exc))) from None
     for attribute, value in attributes.items():
-        setattr(estimator, attribute, value)
+        if attribute not in derived:
+            setattr(estimator, attribute, value)
     return estimator
 
 
@@ -588,7 +700,7 @@ def _check_attribute_name(
         or name in params
         or hasattr(cls, name)
     ):
-        raise decoder.error(f"it sets a forbidden attribute {_short_repr(name)}")
+        raise decoder.error(f"it sets a forbidden attribute {short_repr(name)}")
 
 
 def _restore_network(
@@ -598,7 +710,12 @@ def _restore_network(
     weights: dict[str, torch.Tensor],
     decoder: _Decoder,
 ) -> None:
-    """Rebuild the fitted network with the architecture it was trained with."""
+    """Rebuild the fitted network with the architecture it was trained with.
+
+    The network is first built on torch's "meta" device, which allocates
+    nothing, and its weights' shapes and dtypes are compared with the file's;
+    the file's tensors then become the weights, without a copy.
+    """
     try:
         architecture = attributes["_architecture"]
         n_features = attributes["n_features_in_"]
@@ -616,25 +733,72 @@ def _restore_network(
         and isinstance(scale, float)
     ):
         raise decoder.error("its network architecture or input scaling is invalid")
+    _check_claimed_lengths(architecture, weights, decoder)
     try:
         estimator.set_params(**architecture)
-        # Building initialises weights from torch's global generator; the
-        # caller's random state must not depend on loading a model.
-        with torch.random.fork_rng(devices=[]):
+        estimator._validate_params()
+        # Meta tensors draw nothing, but a network may use the CPU as it is
+        # built: the caller's random state must not depend on loading a model.
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             network = estimator._build_network(n_features, n_components)
-        network.load_state_dict(weights, strict=True)
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
         raise decoder.error(
-            f"its weights do not fit the network its parameters describe ({exc})"
+            f"its architecture is invalid ({_shorten(str(exc))})"
         ) from None
+    _assign_weights(network, weights, decoder)
     estimator._install_network(network, mean, scale, n_components)
     rebuilt = sorted(
         name for name, value in vars(estimator).items() if isinstance(value, nn.Module)
     )
     if rebuilt != sorted(str(name) for name in modules):
         raise decoder.error(
-            f"it lists modules {modules}, but this skae rebuilds {rebuilt}"
+            f"it lists modules {short_repr(modules)}, but this skae rebuilds {rebuilt}"
         )
+
+
+def _check_claimed_lengths(
+    architecture: dict[str, Any], weights: dict[str, torch.Tensor], decoder: _Decoder
+) -> None:
+    """Compare the number of layers an architecture claims with the weights.
+
+    Each entry of a list of widths adds a layer, and a used layer at least one
+    weight tensor. Building a network takes time per layer, so this bound
+    comes first; widths cost nothing on the meta device and are compared with
+    the weights' shapes after building.
+    """
+    for name, value in architecture.items():
+        if isinstance(value, list | tuple | np.ndarray) and np.size(value) > len(
+            weights
+        ):
+            raise decoder.error(
+                f"its architecture claims {len(value)} entries in {name}, for "
+                f"{len(weights)} weight tensors"
+            )
+
+
+def _assign_weights(
+    network: nn.Module, weights: dict[str, torch.Tensor], decoder: _Decoder
+) -> None:
+    """Make the file's tensors the network's weights, after checking each one."""
+    expected = network.state_dict()
+    if sorted(expected) != sorted(weights):
+        raise decoder.error(
+            f"its weights {short_repr(sorted(weights))} do not fit the network its "
+            f"parameters describe, which has {short_repr(sorted(expected))}"
+        )
+    for key, tensor in expected.items():
+        if weights[key].shape != tensor.shape or weights[key].dtype != tensor.dtype:
+            raise decoder.error(
+                "its weights do not fit the network its parameters describe: "
+                f"{key!r} is {weights[key].dtype} of shape "
+                f"{tuple(weights[key].shape)}, the network's {tensor.dtype} of "
+                f"shape {tuple(tensor.shape)}"
+            )
+        if weights[key].is_floating_point() and not all_finite(weights[key]):
+            raise decoder.error(f"its weight {key!r} holds NaN or inf")
+    network.load_state_dict(weights, strict=True, assign=True)
+    if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
+        raise decoder.error("the network it describes has tensors the file lacks")
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -666,6 +830,8 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _shorten(text: str, limit: int = 300) -> str:
+    """First line, at most ``limit`` characters, of a message quoted in another."""
+    lines = text.strip().splitlines()
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

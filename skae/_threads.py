@@ -52,17 +52,22 @@ def torch_thread_budget() -> Iterator[None]:
     """
     global _budget
     ident = threading.get_ident()
-    with _lock:
-        depth = _depths.get(ident, 0)
-        _depths[ident] = depth + 1
-        if depth == 0 and len(_depths) == 1:
-            _budget = torch.get_num_threads()
-        budget, share = _budget, thread_share(_budget, len(_depths))
-    current = torch.get_num_threads()
-    # A thread may have first run torch while another was limited, and taken
-    # that limit as its count: it leaves with the budget, too.
-    managed = depth == 0 and not share == current == budget
+    # Recording this thread's depth happens inside the try, and the finally
+    # undoes only a record it finds: an interrupt (Ctrl-C) at any point before
+    # the block leaves no stale entry, which would halve every later share.
+    depth = budget = -1
+    managed = False
     try:
+        with _lock:
+            depth = _depths.get(ident, 0)
+            _depths[ident] = depth + 1
+            if depth == 0 and len(_depths) == 1:
+                _budget = torch.get_num_threads()
+            budget, share = _budget, thread_share(_budget, len(_depths))
+        current = torch.get_num_threads()
+        # A thread may have first run torch while another was limited, and
+        # taken that limit as its count: it leaves with the budget, too.
+        managed = depth == 0 and not share == current == budget
         if managed and share != current:
             torch.set_num_threads(share)
         yield
@@ -70,7 +75,8 @@ def torch_thread_budget() -> Iterator[None]:
         if managed:
             torch.set_num_threads(budget)
         with _lock:
-            if depth == 0:
-                del _depths[ident]
-            else:
-                _depths[ident] = depth
+            if depth >= 0 and _depths.get(ident) == depth + 1:
+                if depth == 0:
+                    del _depths[ident]
+                else:
+                    _depths[ident] = depth

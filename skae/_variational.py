@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -15,9 +17,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._data import batch_bounds
 from skae._networks import LossTerms, VariationalNet
 
 _SHARED_CONSTRAINTS = AutoencoderTransformer._parameter_constraints
+# Rows of codes drawn and decoded at a time by ``sample``.
+SAMPLE_BATCH_SIZE = 65536
 
 
 class VariationalAutoencoder(AutoencoderTransformer):
@@ -300,6 +305,13 @@ class VariationalAutoencoder(AutoencoderTransformer):
         -------
         X_new : ndarray of shape (n_samples, `n_features_in_`)
             Generated samples, in the units of the training data (float64).
+            Codes are drawn and decoded in batches, so the memory needed
+            beyond ``X_new`` does not grow with ``n_samples``.
+
+        Raises
+        ------
+        ValueError
+            If ``X_new`` would not fit in this machine's memory.
         """
         check_is_fitted(self)
         if (
@@ -311,12 +323,41 @@ class VariationalAutoencoder(AutoencoderTransformer):
                 f"n_samples must be a positive int, got {n_samples!r}; ask for "
                 "at least one sample."
             )
-        codes = check_random_state(random_state).standard_normal(
-            size=(int(n_samples), self._n_features_out)
-        )
-        return self.inverse_transform(codes)
+        n_samples = int(n_samples)
+        X_new = _allocate_samples(n_samples, self.n_features_in_)
+        rng = check_random_state(random_state)
+        # One batch of codes after another draws the same numbers as one
+        # draw of all of them.
+        for start, stop in batch_bounds(n_samples, SAMPLE_BATCH_SIZE):
+            codes = rng.standard_normal(size=(stop - start, self._n_features_out))
+            X_new[start:stop] = self.inverse_transform(codes)
+        return X_new
 
     def _loss_terms(self) -> LossTerms:
         return LossTerms(
             noise=self.noise, noise_level=self.noise_level, kl_weight=self.kl_weight
         )
+
+
+def _allocate_samples(n_samples: int, n_features: int) -> np.ndarray:
+    """Allocate sample's output, or say why it cannot fit in memory."""
+    n_bytes = n_samples * n_features * np.dtype(np.float64).itemsize
+    too_large = ValueError(
+        f"sample(n_samples={n_samples}) would return {n_bytes / 2**30:.1f} GiB "
+        f"({n_samples} x {n_features} float64 values), more than this machine's "
+        "memory; draw fewer samples per call."
+    )
+    if n_bytes > _physical_memory():
+        raise too_large
+    try:
+        return np.empty((n_samples, n_features))
+    except MemoryError:
+        raise too_large from None
+
+
+def _physical_memory() -> float:
+    """Bytes of physical memory, or inf where the system does not say."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf

@@ -1,6 +1,7 @@
 """The skae command line: skae compare, its files, and its one-line errors."""
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -181,6 +182,14 @@ def write_csv(text):
     return write_bytes("table.csv", text.encode())
 
 
+def write_npy(array):
+    def make(folder):
+        np.save(folder / "data.npy", array)
+        return folder / "data.npy"
+
+    return make
+
+
 def write_npz(**arrays):
     def make(folder):
         np.savez(folder / "data.npz", **arrays)
@@ -215,6 +224,17 @@ def write_npz(**arrays):
             "3 images but labels of shape \\(2,\\)",
         ),
         (lambda folder: "digits", ["-k", "65"], "n_components=65 is too large"),
+        (
+            write_npy(np.ones((20, 3)) * (1 + 2j)),
+            [],
+            r"holds complex values \(complex128\); expected real numbers",
+        ),
+        (
+            lambda folder: "digits",
+            ["--n-samples", "1"],
+            "1 samples with --test-size 0.25 leave 0 to train on, but the "
+            "autoencoder needs at least 2",
+        ),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, capsys, make_data, extra, message):
@@ -236,6 +256,60 @@ def test_output_that_is_a_file(tmp_path, capsys):
     status, _, err = run(capsys, "--output", str(tmp_path / "taken"))
     assert status == 1
     assert "is a file; give a folder path" in err
+
+
+def test_output_holding_an_unreplaceable_file_is_refused_before_training(
+    tmp_path, capsys
+):
+    (tmp_path / "out" / FILES["table"]).mkdir(parents=True)
+    status, out, err = run(capsys, *TINY, "--output", str(tmp_path / "out"))
+    assert status == 1
+    assert f"holds {FILES['table']}, which cannot be replaced" in err
+    assert out == ""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="needs a user that file permissions apply to",
+)
+def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    output.chmod(0o500)
+    try:
+        status, out, err = run(capsys, *TINY, "--output", str(output))
+    finally:
+        output.chmod(0o700)
+    assert status == 1
+    assert "is not writable" in err
+    assert out == ""
+
+
+def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
+    """A network too large to allocate: torch's long message, one line of it."""
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not "
+            "enough memory: you tried to allocate 40000000000 bytes.\n"
+            + "frame #0: c10::ThrowEnforceNotMet\n"
+            * 30
+        )
+
+    monkeypatch.setattr("skae._cli.run_comparison", out_of_memory)
+    status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
+    assert status == 1
+    assert err.count("\n") == 1
+    assert err.startswith("skae compare: error: RuntimeError: [enforce fail")
+    assert "not enough memory" in err
+    assert len(err) < 400
+
+    monkeypatch.setattr("skae._cli.run_comparison", lambda *a, **k: 1 / 0)
+    status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
+    assert (status, err) == (
+        1,
+        "skae compare: error: ZeroDivisionError: division by zero\n",
+    )
 
 
 def test_missing_matplotlib_is_explained(tmp_path, capsys, monkeypatch):

@@ -1,6 +1,9 @@
 """Parallel search with joblib, and torch's threads under it."""
 
+import contextlib
+import inspect
 import os
+import sys
 import threading
 import warnings
 
@@ -12,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 import skae._autoencoder
+import skae._threads
 from skae import AutoencoderTransformer
 from skae._threads import thread_share, torch_thread_budget
 
@@ -194,6 +198,64 @@ def test_budget_is_released_when_the_block_raises(torch_threads):
     with torch_thread_budget():
         assert torch.get_num_threads() == torch_threads
     assert torch_threads_in_new_thread() == torch_threads
+
+
+def lines_before_the_block():
+    """Line numbers of torch_thread_budget from its first statement to its yield."""
+    lines, first = inspect.getsourcelines(torch_thread_budget.__wrapped__)
+    end = next(i for i, line in enumerate(lines) if line.strip() == "yield")
+    return range(first + 1, first + end + 1)
+
+
+def interrupt_at(line):
+    """Trace torch_thread_budget and raise KeyboardInterrupt once, at ``line``."""
+    code = torch_thread_budget.__wrapped__.__code__
+    fired = []
+
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == line and not fired:
+            fired.append(line)
+            raise KeyboardInterrupt
+        return local
+
+    sys.settrace(lambda frame, event, arg: local if frame.f_code is code else None)
+    return fired
+
+
+def enter_interrupted(line, nested):
+    """Enter torch_thread_budget, interrupted at ``line``; return whether it fired."""
+    with contextlib.ExitStack() as outer:
+        if nested:
+            outer.enter_context(torch_thread_budget())
+        fired = interrupt_at(line)
+        try:
+            with torch_thread_budget():
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert skae._threads._depths == ({threading.get_ident(): 1} if nested else {})
+    return bool(fired)
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["outer", "nested"])
+@pytest.mark.parametrize("line", lines_before_the_block())
+def test_interrupt_before_the_block_leaves_no_stale_entry(torch_threads, line, nested):
+    """Ctrl-C at any line before the block: later calls still get every thread."""
+    enter_interrupted(line, nested)
+    assert skae._threads._depths == {}
+    assert torch.get_num_threads() == torch_threads
+    with torch_thread_budget():
+        assert torch.get_num_threads() == torch_threads
+
+
+def test_interrupts_reach_every_statement_before_the_block(torch_threads):
+    """The test above interrupts statements, not only comments and blank lines."""
+    fired = [
+        line for line in lines_before_the_block() if enter_interrupted(line, False)
+    ]
+    assert len(fired) >= 10
 
 
 def test_estimator_runs_torch_within_the_budget(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import NotFittedError
@@ -317,6 +317,32 @@ def test_sample_rejects_bad_n_samples(digits_vae, n_samples):
         digits_vae.sample(n_samples)
 
 
+def test_sample_in_batches_equals_one_draw(digits_vae):
+    """Batched generation draws and decodes exactly what one draw would."""
+    n_samples = 70_000  # more than one batch
+    codes = np.random.RandomState(0).standard_normal(size=(n_samples, 4))
+    np.testing.assert_array_equal(
+        digits_vae.sample(n_samples, random_state=0),
+        digits_vae.inverse_transform(codes),
+    )
+
+
+def test_sample_refuses_more_than_memory_holds(digits_vae):
+    with pytest.raises(ValueError, match=r"would return 476\.8 GiB .*draw fewer"):
+        digits_vae.sample(10**9)
+
+
+def test_nan_weights_are_blamed_on_the_weights_not_on_x(digits, digits_vae):
+    model = copy.deepcopy(digits_vae)
+    with torch.no_grad():
+        for part in (model._network.encoder, model._network.decoder):
+            next(part.parameters())[0, 0] = float("nan")
+    for method, X in ((model.transform, digits[0]), (model.sample, 3)):
+        with pytest.raises(ValueError, match="weights hold NaN or inf") as error:
+            method(X)
+        assert "X holds" not in str(error.value)
+
+
 def test_sample_before_fit():
     with pytest.raises(NotFittedError):
         VariationalAutoencoder().sample()
@@ -508,6 +534,58 @@ def test_outlier_default_estimator(small_data):
     detector = AutoencoderOutlierDetector().fit(small_data)
     assert type(detector.estimator_) is AutoencoderTransformer
     assert detector.estimator is None
+
+
+class FixedScores(BaseEstimator):
+    """An inner estimator whose scores have a chosen defect."""
+
+    def __init__(self, defect=None):
+        self.defect = defect
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def score_samples(self, X):
+        n_samples = len(X)
+        scores = -np.arange(n_samples, dtype=float)
+        if self.defect == "nan":
+            scores[3] = np.nan
+        elif self.defect == "inf":
+            scores[0] = -np.inf
+        elif self.defect == "short":
+            scores = scores[1:]
+        elif self.defect == "2-d":
+            scores = np.column_stack([scores, scores])
+        elif self.defect == "strings":
+            scores = scores.astype(str)
+        return scores
+
+
+OUTLIER_SCORE_DEFECTS = {
+    "nan": r"FixedScores.score_samples returned NaN or infinite scores for 1 of",
+    "inf": "NaN or infinite scores for 1 of",
+    "short": r"shape \(119,\) for 120 samples",
+    "2-d": r"shape \(120, 2\) for 120 samples; .* of shape \(120,\)",
+    "strings": "returned <U32 scores; the detector needs real numbers",
+}
+
+
+@pytest.mark.parametrize("defect", OUTLIER_SCORE_DEFECTS, ids=str)
+def test_outlier_detector_checks_inner_scores(small_data, defect):
+    match = OUTLIER_SCORE_DEFECTS[defect]
+    with pytest.raises(ValueError, match=match):
+        AutoencoderOutlierDetector(FixedScores(defect)).fit(small_data)
+    detector = AutoencoderOutlierDetector(FixedScores()).fit(small_data)
+    assert np.isfinite(detector.offset_)
+    detector.estimator_.defect = defect
+    for method in (
+        detector.score_samples,
+        detector.decision_function,
+        detector.predict,
+    ):
+        with pytest.raises(ValueError, match=match):
+            method(small_data)
 
 
 @pytest.mark.parametrize(
