@@ -23,7 +23,7 @@ from sklearn.base import (
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
@@ -48,7 +48,7 @@ from skae._networks import (
     with_linear_path,
 )
 from skae._threads import global_rng_lock, torch_thread_budget
-from skae._training import SOLVERS, TrainingConfig, train
+from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
 
 FLOAT_DTYPES = [np.float64, np.float32]
 # Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
@@ -101,8 +101,16 @@ class AutoencoderTransformer(
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the code: the number of features ``transform`` returns.
+    n_components : int or float, default=2
+        Size of the code: the number of features ``transform`` returns. A
+        float in (0, 1), as for :class:`~sklearn.decomposition.PCA`, asks for
+        the smallest code whose reconstruction R² on the held-out rows (on the
+        training rows when none are held out) reaches that fraction: ``fit``
+        bisects between 1 and PCA's number of components for the same
+        fraction of variance, fitting one network per size it tries, and keeps
+        PCA's number if no smaller code reaches it. With ``init='pca'`` the
+        network starts at PCA's reconstruction, so it needs at most as many
+        components as PCA, usually fewer.
 
     init : {'pca', 'random'}, default='pca'
         How the network starts. 'pca': a linear path set to PCA's solution
@@ -233,6 +241,10 @@ class AutoencoderTransformer(
 
     Attributes
     ----------
+    n_components_ : int
+        Size of the code fitted: ``n_components``, or the size chosen for a
+        fraction.
+
     encoder_ : torch.nn.Module
         Trained encoder, from input units to codes (standardisation included).
 
@@ -301,7 +313,10 @@ class AutoencoderTransformer(
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+        ],
         "init": [StrOptions({"pca", "random"})],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -545,10 +560,8 @@ class AutoencoderTransformer(
         device = resolve_device(self.device)
         if continuing:
             mean, scale = self.mean_, self.scale_
-            n_components = self._n_features_out
         else:
             mean, scale = _standardization(X)
-            n_components = int(self.n_components)
         train_rows, valid_rows = self._split_validation(n_samples, rng, incremental)
         n_train = n_samples if train_rows is None else len(train_rows)
         config = self._training_config(n_train, scale, incremental)
@@ -565,40 +578,58 @@ class AutoencoderTransformer(
             torch_thread_budget(),
             torch.random.fork_rng(devices=cuda_devices),
         ):
-            torch.manual_seed(seed)
-            generator = torch.Generator(device).manual_seed(seed)
-            if continuing:
-                # Train a copy, so that a failure leaves the fitted network intact.
-                network = copy.deepcopy(self._network).to(device)
-            else:
-                network = self._build_network(X.shape[1], n_components)
-                if self._starts_from_pca():
-                    start_from_pca(
-                        network.encoder,
-                        network.decoder,
-                        _principal_axes(X, n_components, seed),
-                    )
-                network = network.to(device)
             standardize = Standardize(*_as_tensors(mean, scale)).to(device)
             with torch.no_grad():
                 X_network = standardize(to_tensor(X, device))
             X_train = X_network if train_rows is None else X_network[train_rows]
             X_valid = None if valid_rows is None else X_network[valid_rows]
             del X_network
-            result = train(
-                network,
-                X_train,
-                X_valid,
-                batch_loss=partial(network.training_loss, terms=self._loss_terms()),
-                config=config,
-                generator=generator,
-                start_is_candidate=self._starts_from_pca()
-                and not continuing
-                and self._loss_terms() == LossTerms(),
-                optimizer_state=self._optimizer_state
-                if incremental and continuing
-                else None,
-            )
+
+            def fit_network(n_components: int) -> tuple[AutoencoderNet, Any]:
+                """Train a network of this code size, seeded alike for every size."""
+                torch.manual_seed(seed)
+                generator = torch.Generator(device).manual_seed(seed)
+                if continuing:
+                    # Train a copy: a failure leaves the fitted network intact.
+                    network = copy.deepcopy(self._network).to(device)
+                else:
+                    network = self._build_network(X.shape[1], n_components)
+                    if self._starts_from_pca():
+                        start_from_pca(
+                            network.encoder,
+                            network.decoder,
+                            _principal_axes(X, n_components, seed),
+                        )
+                    network = network.to(device)
+                result = train(
+                    network,
+                    X_train,
+                    X_valid,
+                    batch_loss=partial(network.training_loss, terms=self._loss_terms()),
+                    config=config,
+                    generator=generator,
+                    start_is_candidate=self._starts_from_pca()
+                    and not continuing
+                    and self._loss_terms() == LossTerms(),
+                    optimizer_state=self._optimizer_state
+                    if incremental and continuing
+                    else None,
+                )
+                return network, result
+
+            if continuing:
+                n_components = self._n_features_out
+                network, result = fit_network(n_components)
+            elif isinstance(self.n_components, Integral):
+                n_components = int(self.n_components)
+                network, result = fit_network(n_components)
+            else:
+                n_components, network, result = _smallest_sufficient_code(
+                    fit_network,
+                    _pca_components_for(X, self.n_components),
+                    self.n_components,
+                    X_train if X_valid is None else X_valid,
+                )
         network.cpu()
 
         # All fitted attributes in one block, after training succeeded.
@@ -649,7 +680,7 @@ class AutoencoderTransformer(
         """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
         self._network = network.eval()
         self._architecture = self._architecture_params()
-        self._n_features_out = n_components
+        self._n_features_out = self.n_components_ = n_components
         self.mean_, self.scale_ = mean, scale
         self.encoder_ = nn.Sequential(
             Standardize(*_as_tensors(mean, scale)), network.code_path()
@@ -910,6 +941,46 @@ def _check_network_widths(
                     f"{n_out}; build it for the widths it is given."
                 )
     network.train()
+
+
+def _pca_components_for(X: np.ndarray, fraction: float) -> int:
+    """PCA's number of components explaining ``fraction`` of X's variance."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca = PCA(n_components=fraction, svd_solver="full").fit(X)
+    return max(1, int(pca.n_components_))
+
+
+def _smallest_sufficient_code(
+    fit_network: Callable[[int], tuple[AutoencoderNet, Any]],
+    max_components: int,
+    fraction: float,
+    X_check: torch.Tensor,
+) -> tuple[int, AutoencoderNet, Any]:
+    """Search the smallest code whose reconstruction R² on X_check reaches fraction.
+
+    A bisection over 1..``max_components`` (PCA's own size for the fraction,
+    which the PCA start reaches already), fitting one network per size tried.
+    ``X_check`` holds held-out rows when there are any. If no size reaches
+    the fraction, PCA's size is kept.
+    """
+    total = float(torch.mean(X_check**2))
+    fits: dict[int, tuple[AutoencoderNet, Any]] = {}
+
+    def reaches(n_components: int) -> bool:
+        fits[n_components] = fit_network(n_components)
+        error = float(reconstruction_error(fits[n_components][0], X_check))
+        return total == 0 or 1 - error / total >= fraction
+
+    low, high = 1, max_components
+    while low < high:
+        middle = (low + high) // 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle + 1
+    if low not in fits:
+        reaches(low)
+    return low, *fits[low]
 
 
 def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:

@@ -37,6 +37,8 @@ from skae._datasets import Dataset, load_dataset
 DEFAULT_EPOCHS = "auto"
 DEFAULT_N_SAMPLES = 5000
 DEFAULT_OUTPUT = "skae-compare"
+# The share of variance whose code sizes the default run reports.
+DEFAULT_VARIANCE = 0.9
 # The autoencoder holds out part of its training samples to stop early.
 MIN_TRAIN_SAMPLES = 2
 GALLERY_SIZE = 10
@@ -192,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     compare.add_argument(
+        "--variance",
+        type=_variance,
+        default=DEFAULT_VARIANCE,
+        metavar="FRACTION",
+        help="also fit each method with n_components=FRACTION, the smallest code "
+        "explaining that share of the variance, and report its size; 'off' "
+        "skips it (default: %(default)s)",
+    )
+    compare.add_argument(
         "--seed", type=int, default=0, help="random seed (default: %(default)s)"
     )
     compare.add_argument(
@@ -239,7 +250,7 @@ def run_compare(args: argparse.Namespace) -> int:
     estimators = {
         "PCA": PCA(),
         "autoencoder": AutoencoderTransformer(
-            max_iter=args.epochs, early_stopping=True, random_state=args.seed
+            max_iter=args.epochs, random_state=args.seed
         ),
     }
     settings = {
@@ -256,6 +267,7 @@ def run_compare(args: argparse.Namespace) -> int:
             data.y,
             n_components=args.n_components,
             progress=progress,
+            variance=args.variance,
             **settings,
         )
         embedding = result
@@ -269,8 +281,13 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(format_table(result.table))
     print()
+    table = result.table
+    if result.variance_table is not None:
+        print(_variance_summary(result.variance_table))
+        print()
+        table = pd.concat([table, result.variance_table], ignore_index=True)
     written = [args.output / FILES["table"]]
-    result.table.to_csv(written[0], index=False)
+    table.to_csv(written[0], index=False)
     if not args.no_plots:
         written += _write_figures(result, embedding, data, args.output)
     print("wrote " + ", ".join(str(path) for path in written))
@@ -361,7 +378,7 @@ def _write_figures(
             title=f"{data.name}: reconstruction of {n_test} held-out samples",
         )
     ]
-    ks = sorted({k for _, k in result.models})
+    ks = sorted(set(result.table["n_components"]))
     if data.image_shape is not None:
         k = ks[(len(ks) - 1) // 2]
         rows = _gallery_rows(result.y_test, n_test)
@@ -403,7 +420,7 @@ def _write_figures(
             else [-score for score in model.validation_scores_],
         )
         for (_, k), model in result.models.items()
-        if isinstance(model, AutoencoderTransformer)
+        if isinstance(model, AutoencoderTransformer) and k in ks
     }
     if curves:
         written.append(
@@ -461,6 +478,16 @@ def _prepare_output(output: Path, kinds: list[str]) -> None:
             )
 
 
+def _variance_summary(variance_table: pd.DataFrame) -> str:
+    """Say how many components each method needed for the asked share of variance."""
+    target = variance_table["target_r2"].iloc[0]
+    needs = ", ".join(
+        f"{row.method} {row.n_components} (test R² {row.test_r2:.3f})"
+        for row in variance_table.itertuples()
+    )
+    return f"components for R² >= {target:g} (--variance): {needs}"
+
+
 def _one_line(exc: BaseException) -> str:
     """Put the exception's message on one line of at most 300 characters."""
     message = " ".join(str(exc).split()) or "no details"
@@ -504,6 +531,10 @@ def _epoch_count(text: str) -> int | str:
 
 def _sample_count(text: str) -> int | None:
     return None if text == "all" else _positive_int(text)
+
+
+def _variance(text: str) -> float | None:
+    return None if text == "off" else _fraction(text)
 
 
 def _fraction(text: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,8 @@ class Comparison:
     X_test: np.ndarray
     y_train: np.ndarray | None
     y_test: np.ndarray | None
+    # Rows of the fits asked for a share of variance, with their code sizes.
+    variance_table: pd.DataFrame | None = None
 
 
 def compare(
@@ -79,6 +81,7 @@ def compare(
     test_size: float = 0.25,
     random_state: int | np.random.RandomState | None = None,
     progress: Progress | None = None,
+    variance: float | None = None,
 ) -> pd.DataFrame:
     """Compare dimensionality reducers on held-out reconstruction error.
 
@@ -123,6 +126,13 @@ def compare(
         label such as ``'autoencoder, k=8'``, and once more with
         ``n_done == n_fits`` and the label ``'done'`` at the end.
 
+    variance : float in (0, 1), default=None
+        Also fit each method with ``n_components=variance``, the way PCA and
+        AutoencoderTransformer read a fraction: the smallest code that
+        explains that share of the variance. These rows come last, with the
+        code size each method chose in ``n_components`` and the fraction in
+        a ``target_r2`` column (NaN on the other rows).
+
     Returns
     -------
     table : pandas.DataFrame
@@ -159,7 +169,7 @@ def compare(
     ['test_mse', 'test_r2', 'fit_seconds', 'transform_seconds',
      'test_accuracy']
     """
-    return run_comparison(
+    comparison = run_comparison(
         X,
         y,
         n_components=n_components,
@@ -168,7 +178,11 @@ def compare(
         test_size=test_size,
         random_state=random_state,
         progress=progress,
-    ).table
+        variance=variance,
+    )
+    if comparison.variance_table is None:
+        return comparison.table
+    return pd.concat([comparison.table, comparison.variance_table], ignore_index=True)
 
 
 def run_comparison(
@@ -181,6 +195,7 @@ def run_comparison(
     test_size: float = 0.25,
     random_state: int | np.random.RandomState | None = None,
     progress: Progress | None = None,
+    variance: float | None = None,
 ) -> Comparison:
     """Run :func:`compare` and keep the split and the fitted models too.
 
@@ -208,27 +223,44 @@ def run_comparison(
             X, y, test_size=test_size, random_state=split_seed
         )
     ks = check_n_components(n_components, X_train.shape)
+    if variance is not None and not (isinstance(variance, Real) and 0 < variance < 1):
+        raise ValueError(f"variance must be a float in (0, 1), got {variance!r}.")
     if classifier is None:
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
+    requests = [*ks, *([] if variance is None else [float(variance)])]
     rows, models = [], {}
-    n_fits = len(methods) * len(ks)
+    n_fits = len(methods) * len(requests)
     for name, template in methods.items():
-        for k in ks:
+        for request in requests:
             if progress is not None:
-                progress(len(rows), n_fits, f"{name}, k={k}")
-            model = _configure(template, k, model_seed)
+                label = f"k={request}" if request in ks else f"R²≥{request}"
+                progress(len(rows), n_fits, f"{name}, {label}")
+            model = _configure(template, request, model_seed)
             row, codes_test = _evaluate(model, X_train, X_test)
             if y is not None:
                 fitted = clone(classifier).fit(model.transform(X_train), y_train)
                 row[ACCURACY_COLUMN] = float(fitted.score(codes_test, y_test))
-            models[name, k] = model
-            rows.append({"method": name, "n_components": k, **row})
+            models[name, request] = model
+            rows.append(
+                {
+                    "method": name,
+                    "n_components": int(codes_test.shape[1]),
+                    **row,
+                    "target_r2": np.nan if request in ks else request,
+                }
+            )
     if progress is not None:
         progress(n_fits, n_fits, "done")
     columns = [*COLUMNS, ACCURACY_COLUMN] if y is not None else list(COLUMNS)
-    table = pd.DataFrame(rows, columns=columns)
-    return Comparison(table, models, X_train, X_test, y_train, y_test)
+    everything = pd.DataFrame(rows)
+    by_size = everything["target_r2"].isna()
+    table = everything.loc[by_size, columns].reset_index(drop=True)
+    variance_table = None
+    if variance is not None:
+        variance_table = everything.loc[~by_size, [*columns, "target_r2"]]
+        variance_table = variance_table.reset_index(drop=True)
+    return Comparison(table, models, X_train, X_test, y_train, y_test, variance_table)
 
 
 def _evaluate(
@@ -256,7 +288,7 @@ def _evaluate(
     return row, codes
 
 
-def _configure(template: Any, k: int, seed: int) -> Any:
+def _configure(template: Any, k: float, seed: int) -> Any:
     model = clone(template).set_params(n_components=k)
     if "random_state" in model.get_params() and model.random_state is None:
         model.set_params(random_state=seed)

@@ -223,8 +223,9 @@ class VariationalAutoencoder(AutoencoderTransformer):
         **{
             name: constraints
             for name, constraints in _SHARED_CONSTRAINTS.items()
-            if name not in {"sparsity", "init"}
+            if name not in {"sparsity", "init", "n_components"}
         },
+        "n_components": [Interval(Integral, 1, None, closed="left")],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
     }
 

@@ -40,12 +40,19 @@ def test_digits_run_prints_table_and_writes_every_file(tmp_path, capsys):
     assert status == 0
     assert written(output) == sorted(FILES.values())
     table = pd.read_csv(output / FILES["table"])
-    assert table[["method", "n_components"]].values.tolist() == [
+    assert table[["method", "n_components"]].values.tolist()[:4] == [
         ["PCA", 2],
         ["PCA", 4],
         ["autoencoder", 2],
         ["autoencoder", 4],
     ]
+    # Then each method asked for 90% of the variance (--variance's default).
+    assert table["method"].tolist()[4:] == ["PCA", "autoencoder"]
+    assert table["target_r2"].tolist()[4:] == [0.9, 0.9]
+    assert table["target_r2"][:4].isna().all()
+    pca_size, ae_size = table["n_components"][4:]
+    assert f"R² >= 0.9 (--variance): PCA {pca_size} " in out
+    assert f", autoencoder {ae_size} " in out
     assert table["test_accuracy"].between(0, 1).all()
     assert "digits: 160 (of 1797) samples x 64 features, 10 label classes" in out
     assert "test_mse" in out and "autoencoder" in out
@@ -59,10 +66,13 @@ def test_digits_run_prints_table_and_writes_every_file(tmp_path, capsys):
 
 def test_embedding_fits_k2_models_when_k_list_lacks_2(tmp_path, capsys):
     output = tmp_path / "out"
-    status, _, _ = run(capsys, *TINY, "-k", "3", "--output", str(output))
+    status, out, _ = run(
+        capsys, *TINY, "-k", "3", "--variance", "off", "--output", str(output)
+    )
     assert status == 0
     assert_png(output / FILES["embedding"])
     assert len(pd.read_csv(output / FILES["table"])) == 2
+    assert "--variance" not in out
 
 
 def test_no_plots_writes_only_the_table(tmp_path, capsys):

@@ -44,6 +44,14 @@ CONFIGURATIONS = [
     AutoencoderTransformer(
         n_components=2, hidden_layer_sizes=(8,), max_iter=5, random_state=0
     ),
+    # A fraction of variance: the code size is searched for in fit.
+    AutoencoderTransformer(
+        n_components=0.8,
+        init="random",
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        random_state=0,
+    ),
     AutoencoderTransformer(
         n_components=3,
         hidden_layer_sizes=(8, 4),

@@ -209,3 +209,36 @@ def test_labels_must_match_samples(digits_subset):
     X, y = digits_subset
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         compare(X, y[:-1], n_components=[2], estimators={"PCA": PCA()})
+
+
+def test_variance_rows_report_each_methods_code_size():
+    X, y = load_digits(return_X_y=True)
+    settings = {
+        "n_components": [2],
+        "estimators": [
+            ("PCA", PCA()),
+            ("autoencoder", AutoencoderTransformer(max_iter=3)),
+        ],
+        "random_state": 0,
+        "variance": 0.8,
+    }
+    table = compare(X, y, **settings)
+    assert table["target_r2"].isna().tolist() == [True, True, False, False]
+    comparison = run_comparison(X, y, **settings)
+    pca_size, ae_size = comparison.variance_table["n_components"]
+    assert pca_size == comparison.models["PCA", 0.8].n_components_
+    assert ae_size == comparison.models["autoencoder", 0.8].n_components_
+    # The autoencoder starts at PCA's solution: it never needs more components.
+    assert 1 <= ae_size <= pca_size
+    pd.testing.assert_frame_equal(
+        table.drop(columns=["fit_seconds", "transform_seconds"]).iloc[2:],
+        comparison.variance_table.drop(
+            columns=["fit_seconds", "transform_seconds"]
+        ).set_index(pd.RangeIndex(2, 4)),
+    )
+
+
+@pytest.mark.parametrize("variance", [0, 1, 1.5, "0.9"])
+def test_variance_must_be_a_fraction(digits, variance):
+    with pytest.raises(ValueError, match="variance must be a float in"):
+        compare(digits[0], n_components=[2], variance=variance)

@@ -172,3 +172,47 @@ def test_auto_early_stopping_holds_out_rows_only_where_enough(digits_split):
     )
     assert tiny.validation_scores_ is None
     assert tiny.best_loss_ == min(tiny.loss_curve_)
+
+
+def test_fraction_picks_the_smallest_sufficient_code(digits_split):
+    """n_components=0.8: a code at most PCA's size, reaching R² 0.8 held out."""
+    X_train, X_test = digits_split
+    ae = fit_quietly(AutoencoderTransformer(n_components=0.8, random_state=0), X_train)
+    pca = PCA(n_components=0.8).fit(X_train)
+    # Measured: 6 components against PCA's 13.
+    assert 1 <= ae.n_components_ < pca.n_components_
+    assert ae.transform(X_test).shape == (len(X_test), ae.n_components_)
+    assert len(ae.get_feature_names_out()) == ae.n_components_
+    # The network kept is the one a plain fit of that size gives.
+    same = fit_quietly(
+        AutoencoderTransformer(n_components=ae.n_components_, random_state=0),
+        X_train,
+    )
+    np.testing.assert_array_equal(same.transform(X_test), ae.transform(X_test))
+    total = np.mean((X_test - X_train.mean(axis=0)) ** 2)
+    assert 1 - mse(ae, X_test) / total >= 0.75
+
+
+def test_fraction_search_is_a_bisection(monkeypatch):
+    """One network per size tried; the smallest size reaching the fraction wins."""
+    import skae._autoencoder as face
+
+    tried = []
+    reach = 5
+
+    def fit_network(n_components):
+        tried.append(n_components)
+        return n_components, None
+
+    monkeypatch.setattr(
+        face,
+        "reconstruction_error",
+        lambda k, X: torch.tensor(0.0 if k >= reach else 1.0),
+    )
+    X_check = torch.ones(4, 3)
+    n_components, network, _ = face._smallest_sufficient_code(
+        fit_network, 16, 0.9, X_check
+    )
+    assert n_components == network == reach
+    assert len(tried) <= 5
+    assert sorted(set(tried)) == sorted(tried)
