@@ -156,10 +156,10 @@ def _best_validation_score(
     scores = state["validation_scores_"]
     if scores is None:
         return None if value is None else "is set, but validation_scores_ is None"
-    # The best of the epochs, or the untrained start's score when that was kept.
-    if isinstance(value, float) and max(scores) <= value <= 0:
+    # The score of the weights kept: an epoch's, or the untrained start's.
+    if isinstance(value, float) and math.isfinite(value) and value <= 0:
         return None
-    return f"is not a score between max(validation_scores_) = {max(scores)} and 0"
+    return "is not a score (a finite negative squared error)"
 
 
 def _best_loss(value: Any, state: dict[str, Any], estimator: Any) -> str | None:

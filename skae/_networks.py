@@ -89,9 +89,18 @@ def code_sparsity_penalty(codes: torch.Tensor) -> torch.Tensor:
     entries near zero, relative to their dimension's scale, lower it.
     """
     l1 = codes.abs().mean(dim=0)
-    # Clamped before the square root, whose gradient at zero is infinite.
-    l2 = codes.pow(2).mean(dim=0).clamp_min(1e-12).sqrt()
+    mean_square = codes.pow(2).mean(dim=0)
+    # A dimension far smaller than the largest (PCA's last axes on nearly
+    # constant data) would get gradients of 1 / its scale: its penalty fades
+    # instead. The floor scales with the codes, so shrinking them all evades
+    # nothing.
+    floor = (SPARSITY_FLOOR**2 * mean_square.max().detach()).clamp_min(1e-24)
+    l2 = (mean_square + floor).sqrt()
     return (l1 / l2).mean()
+
+
+# Relative code scale below which a dimension's sparsity penalty fades.
+SPARSITY_FLOOR = 1e-4
 
 
 class FirstColumns(nn.Module):

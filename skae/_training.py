@@ -46,6 +46,10 @@ class TrainingResult:
     valid_losses: list[float] = field(default_factory=list)
     # Validation loss of the untrained network, when it competed with the epochs.
     start_valid_loss: float | None = None
+    # Validation loss of the weights kept: the best epoch's, or the start's.
+    best_valid_loss: float | None = None
+    # Whether the untrained start was kept: no epoch was clearly better.
+    kept_start: bool = False
     stopped_early: bool = False
     optimizer_state: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +136,8 @@ def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return total / X.shape[0]
 
 
+
+
 def train(
     network: nn.Module,
     X_train: torch.Tensor,
@@ -152,8 +158,8 @@ def train(
     training loss has not improved by ``tol`` for more than ``n_iter_no_change``
     epochs; with it, do the same on the validation loss and restore the weights
     of the best validation epoch. With ``start_is_candidate``, the untrained
-    network competes too: training then never ends worse on the validation
-    data than it started.
+    network competes too: the best epoch replaces it only when it does
+    better on the validation rows.
 
     Raises
     ------
@@ -170,10 +176,13 @@ def train(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps)
     result = TrainingResult()
     best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    start_state = None
     if start_is_candidate and X_valid is not None:
-        best_state = _copy_state(network)
-        best_loss = reconstruction_error(network, X_valid).item() * config.loss_scale
-        result.start_valid_loss = best_loss
+        # The start competes at the end, not in the patience: leaving a good
+        # start often costs some epochs before training gets below it.
+        start_state = _copy_state(network)
+        start_loss = reconstruction_error(network, X_valid).item()
+        result.start_valid_loss = start_loss * config.loss_scale
     for epoch in range(1, config.max_iter + 1):
         epoch_losses = [
             run_epoch(
@@ -215,6 +224,11 @@ def train(
             break
     if best_state is not None:
         network.load_state_dict(best_state)
+        result.best_valid_loss = best_loss
+    if start_state is not None and result.start_valid_loss <= best_loss:
+        network.load_state_dict(start_state)
+        result.best_valid_loss = result.start_valid_loss
+        result.kept_start = True
     _check_finite_weights(network, config)
     network.eval()
     result.optimizer_state = optimizer.state_dict()

@@ -84,8 +84,8 @@ def test_breast_cancer_never_worse_than_pca_with_defaults(breast_cancer_split, k
     X_train, X_test = breast_cancer_split
     pca_error = mse(PCA(n_components=k).fit(X_train), X_test)
     ae = fit_quietly(AutoencoderTransformer(n_components=k, random_state=0), X_train)
-    # Measured 0.89 and 0.69; random weights gave 1.13 and 6.6.
-    assert mse(ae, X_test) <= pca_error
+    # Random weights gave 1.13 and 6.6; float32 rounds the PCA start's error.
+    assert mse(ae, X_test) <= pca_error * (1 + 1e-6)
 
 
 def test_linear_data_ends_no_worse_than_pca():

@@ -208,10 +208,16 @@ def near_zero_fraction(Z):
 
 
 def test_sparsity_penalty_is_blind_to_code_scale():
-    codes = torch.randn(64, 5)
+    codes = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
     penalty = code_sparsity_penalty(codes)
-    scaled = codes * torch.tensor([1e-3, 0.1, 1.0, 10.0, 1e3])
-    torch.testing.assert_close(code_sparsity_penalty(scaled), penalty)
+    scaled = codes * torch.tensor([1e-2, 0.1, 1.0, 3.0, 10.0])
+    torch.testing.assert_close(
+        code_sparsity_penalty(scaled), penalty, rtol=1e-2, atol=0
+    )
+    torch.testing.assert_close(code_sparsity_penalty(codes * 1e-9), penalty)
+    # A dimension a million times smaller than the rest no longer counts.
+    faded = codes * torch.tensor([1e-6, 1.0, 1.0, 1.0, 1.0])
+    assert code_sparsity_penalty(faded) < 0.85 * penalty
     # One large entry per dimension scores lower than spread-out values.
     peaked = torch.zeros(64, 5)
     peaked[0] = 1.0
@@ -245,7 +251,7 @@ def test_variational_parameters_mirror_the_autoencoder():
     """Every parameter but sparsity and init, plus kl_weight.
 
     The defaults are the same, but for the variational network's own start:
-    random weights, trained on all rows with the patience MLPRegressor has.
+    random weights, ReLU, trained on all rows with MLPRegressor's patience.
     """
     ours = VariationalAutoencoder().get_params()
     theirs = AutoencoderTransformer().get_params()
@@ -253,6 +259,7 @@ def test_variational_parameters_mirror_the_autoencoder():
     del theirs["sparsity"], theirs["init"]
     assert (ours.pop("early_stopping"), theirs.pop("early_stopping")) == (False, "auto")
     assert (ours.pop("n_iter_no_change"), theirs.pop("n_iter_no_change")) == (10, 30)
+    assert (ours.pop("activation"), theirs.pop("activation")) == ("relu", "gelu")
     assert ours.keys() == theirs.keys()
     for name, value in theirs.items():
         assert (
