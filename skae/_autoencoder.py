@@ -36,10 +36,12 @@ from skae._data import (
 )
 from skae._networks import (
     ACTIVATIONS,
+    LOSSES,
     NOISES,
     AutoencoderNet,
     LossTerms,
     RowSquaredError,
+    SigmoidDecoder,
     Standardize,
     Unstandardize,
     build_convolutional,
@@ -63,6 +65,8 @@ ARCHITECTURE_PARAMS = (
     "init",
     "hidden_layer_sizes",
     "activation",
+    "code_activation",
+    "loss",
     "dropout",
     "batch_norm",
     "image_shape",
@@ -78,7 +82,8 @@ class AutoencoderTransformer(
 
     A neural network learns an encoder that maps each sample to
     ``n_components`` numbers (its code) and a decoder that maps codes back to
-    the input space, trained to minimise the squared reconstruction error.
+    the input space, trained to minimise the squared reconstruction error
+    (or, for data in [0, 1], the binary cross-entropy: see ``loss``).
     ``transform`` returns codes, ``inverse_transform`` reconstructions.
 
     Like :class:`~sklearn.decomposition.PCA`, it works on raw features: ``fit``
@@ -118,8 +123,11 @@ class AutoencoderTransformer(
         or on the first batch of ``partial_fit``), plus non-linear networks
         that start at zero. It applies to the dense and convolutional networks,
         denoising and sparse codes included; a custom ``network`` starts from
-        its own initialisation. 'random': the plain encoder and decoder with
-        PyTorch's random initialisation.
+        its own initialisation, and so does a network that cannot compute
+        PCA's reconstruction: one with a ``code_activation`` other than
+        'identity', or the sigmoid output of ``loss='binary_crossentropy'``.
+        'random': the plain encoder and decoder with PyTorch's random
+        initialisation.
 
     hidden_layer_sizes : array-like of int, default=(256, 128)
         Widths of the encoder's hidden layers, from the input side. The decoder
@@ -130,6 +138,29 @@ class AutoencoderTransformer(
         Activation after each hidden layer. GELU, smooth where ReLU has a
         kink, trained to a lower error in the same steps on every data set of
         ``benchmarks/bench_vs_pca.py``.
+
+    code_activation : {'identity', 'relu', 'tanh', 'logistic', 'gelu'}, \
+            default='identity'
+        Activation of the code layer, applied to the codes ``transform``
+        returns: 'relu' gives non-negative codes, as the Keras tutorials'
+        ``Dense(32, activation='relu')`` does. The codes of PCA are linear, so
+        with any activation but 'identity' the network starts from random
+        weights whatever ``init`` says.
+
+    loss : {'squared_error', 'binary_crossentropy'}, default='squared_error'
+        What training minimises. 'squared_error': the mean squared
+        reconstruction error of the standardised data, that is of the input up
+        to the constant ``scale_ ** 2``; the decoder's output is linear.
+        'binary_crossentropy' (log loss) is for data in [0, 1], such as pixel
+        intensities: the decoder ends in a sigmoid applied in the input's own
+        units, so reconstructions are probabilities in [0, 1] whatever the
+        standardisation, and each entry's target is its value in input units,
+        not standardised. ``fit`` raises a ``ValueError`` for data outside
+        [0, 1]; put a :class:`~sklearn.preprocessing.MinMaxScaler` with
+        ``clip=True`` in front for other data. A sigmoid cannot compute PCA's
+        reconstruction, so the network starts from random weights whatever
+        ``init`` says. Held-out rows, ``score`` and ``validation_scores_``
+        measure the squared error for either loss.
 
     solver : {'adam', 'adamw', 'sgd'}, default='adam'
         Optimiser. 'sgd' uses Nesterov momentum 0.9, as MLPRegressor does.
@@ -158,9 +189,10 @@ class AutoencoderTransformer(
 
     tol : float, default=1e-4
         Training stops once the monitored loss has not improved by at least
-        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The loss
-        is measured on the standardised data, so ``tol`` is relative to the
-        data's total variance.
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The
+        squared error is measured on the standardised data, so ``tol`` is
+        relative to the data's total variance; a binary cross-entropy training
+        loss is compared in nats per entry.
 
     early_stopping : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the training data, monitor the
@@ -219,7 +251,9 @@ class AutoencoderTransformer(
         ``(batch, n_features)`` to ``(batch, n_outputs)`` and
         ``(batch, n_components)`` back to ``(batch, n_features)``. Both see
         standardised data. Training, early stopping, scoring and persistence
-        work as for the built-in networks; ``hidden_layer_sizes``,
+        work as for the built-in networks, and ``code_activation`` and
+        ``loss`` apply to them (the decoder's outputs are then the logits of
+        the sigmoid); ``hidden_layer_sizes``,
         ``activation``, ``dropout``, ``batch_norm``, ``image_shape`` and
         ``conv_channels`` are then unused.
 
@@ -251,7 +285,8 @@ class AutoencoderTransformer(
         Trained encoder, from input units to codes (standardisation included).
 
     decoder_ : torch.nn.Module
-        Trained decoder, from codes back to input units.
+        Trained decoder, from codes back to input units (ending in the sigmoid
+        with ``loss='binary_crossentropy'``).
 
     mean_ : ndarray of shape (`n_features_in_`,)
         Per-feature mean of the training data, removed before encoding.
@@ -262,7 +297,9 @@ class AutoencoderTransformer(
         spaced rows (1.0 if that is zero in float32).
 
     loss_curve_ : list of float
-        Training loss of each epoch, in squared input units.
+        Training loss of each epoch: in squared input units, or with
+        ``loss='binary_crossentropy'`` the mean binary cross-entropy per entry,
+        in nats.
 
     best_loss_ : float or None
         Lowest training loss reached; None when rows were held out.
@@ -312,6 +349,25 @@ class AutoencoderTransformer(
     (1797, 64)
     >>> ae.get_feature_names_out()[:2]
     array(['autoencodertransformer0', 'autoencodertransformer1'], dtype=object)
+
+    The Keras tutorial's dense autoencoder, for pixels in [0, 1] (it trains
+    100 epochs; add ``dropout=0.5`` for its regularised variant):
+
+    >>> tutorial = AutoencoderTransformer(
+    ...     n_components=32,
+    ...     hidden_layer_sizes=(64,),
+    ...     code_activation="relu",
+    ...     loss="binary_crossentropy",
+    ...     batch_size=256,
+    ...     learning_rate="constant",
+    ...     learning_rate_init=1e-3,
+    ...     early_stopping=False,
+    ...     max_iter=2,
+    ...     random_state=0,
+    ... )
+    >>> pixels = tutorial.fit(X / 16).inverse_transform(tutorial.transform(X / 16))
+    >>> bool(pixels.min() >= 0 and pixels.max() <= 1)
+    True
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -322,6 +378,8 @@ class AutoencoderTransformer(
         "init": [StrOptions({"pca", "random"})],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "code_activation": [StrOptions(set(ACTIVATIONS))],
+        "loss": [StrOptions(set(LOSSES))],
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -356,6 +414,8 @@ class AutoencoderTransformer(
         init: str = "pca",
         hidden_layer_sizes: tuple[int, ...] = (256, 128),
         activation: str = "gelu",
+        code_activation: str = "identity",
+        loss: str = "squared_error",
         solver: str = "adam",
         alpha: float = 0.0,
         batch_size: int | str = "auto",
@@ -383,6 +443,8 @@ class AutoencoderTransformer(
         self.init = init
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -543,9 +605,13 @@ class AutoencoderTransformer(
         return float(np.mean(self.score_samples(X)))
 
     def __sklearn_tags__(self) -> Any:
-        """Declare that transform keeps float32 and float64 inputs' dtype."""
+        """Declare that transform keeps float32 and float64 inputs' dtype.
+
+        Binary cross-entropy refuses negative input (and input above 1).
+        """
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.positive_only = self.loss == "binary_crossentropy"
         return tags
 
     # -- training ---------------------------------------------------------------
@@ -554,6 +620,8 @@ class AutoencoderTransformer(
         """Train on validated X and, only when that succeeds, set fitted attributes."""
         if continuing:
             self._check_same_architecture()
+        if self.loss == "binary_crossentropy":
+            _check_unit_interval(X, type(self).__name__)
         n_samples = X.shape[0]
         rng = check_random_state(self.random_state)
         n_iter_before = self.n_iter_ if continuing else 0
@@ -596,6 +664,7 @@ class AutoencoderTransformer(
                     network = copy.deepcopy(self._network).to(device)
                 else:
                     network = self._build_network(X.shape[1], n_components)
+                    _set_standardization(network, mean, scale)
                     if self._starts_from_pca():
                         # PCA of the training rows only: the held-out rows judge
                         # the start as fairly as they judge the epochs.
@@ -698,30 +767,47 @@ class AutoencoderTransformer(
         self._architecture = self._architecture_params()
         self._n_features_out = self.n_components_ = n_components
         self.mean_, self.scale_ = mean, scale
+        # Loaded networks take the standardisation of mean_ and scale_ too.
+        _set_standardization(network, mean, scale)
         self.encoder_ = nn.Sequential(
             Standardize(*_as_tensors(mean, scale)), network.code_path()
         ).eval()
-        self.decoder_ = nn.Sequential(
-            network.decoder, Unstandardize(*_as_tensors(mean, scale))
-        ).eval()
+        if isinstance(network.decoder, SigmoidDecoder):
+            # Exactly the sigmoid, where unstandardising would round past 0 or 1.
+            self.decoder_ = network.decoder.probabilities().eval()
+        else:
+            self.decoder_ = nn.Sequential(
+                network.decoder, Unstandardize(*_as_tensors(mean, scale))
+            ).eval()
 
     # Variational subclasses set these: a network class and a wider encoder.
     _network_class: ClassVar[type[AutoencoderNet]] = AutoencoderNet
     _encoder_width_factor: ClassVar[int] = 1
 
+    def _code_activation(self) -> str:
+        return str(self.code_activation)
+
     def _starts_from_pca(self) -> bool:
-        """Whether ``fit`` starts the built-in network at PCA's solution."""
+        """Whether ``fit`` starts the built-in network at PCA's solution.
+
+        Only a network that can compute PCA's reconstruction starts there: a
+        linear code and output (no code activation, no sigmoid).
+        """
         return (
             self._encoder_width_factor == 1
             and self.network is None
-            and (self.init == "pca")
+            and self.init == "pca"
+            and self._code_activation() == "identity"
+            and self.loss == "squared_error"
         )
 
     def _build_network(self, n_features: int, n_components: int) -> AutoencoderNet:
         """Build the untrained network the parameters describe.
 
         With ``init='pca'``, a linear encoder and decoder sit beside the
-        built-in networks, whose last layers start at zero.
+        built-in networks, whose last layers start at zero. The code activation
+        follows the encoder; with ``loss='binary_crossentropy'`` the decoder's
+        outputs are the logits of a :class:`SigmoidDecoder`.
         """
         n_outputs = self._encoder_width_factor * n_components
         if self.network is not None:
@@ -752,6 +838,10 @@ class AutoencoderTransformer(
             encoder, decoder = with_linear_path(
                 encoder, decoder, n_features, n_components
             )
+        if self._code_activation() != "identity":
+            encoder = nn.Sequential(encoder, ACTIVATIONS[self._code_activation()]())
+        if self.loss == "binary_crossentropy":
+            decoder = SigmoidDecoder(decoder, n_features)
         if self._encoder_width_factor == 1:
             network = self._network_class(encoder, decoder)
         else:
@@ -786,6 +876,7 @@ class AutoencoderTransformer(
             n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
             loss_scale=scale**2,
+            training_loss_scale=1.0 if self.loss == "binary_crossentropy" else None,
         )
 
     def _split_validation(
@@ -855,6 +946,27 @@ class AutoencoderTransformer(
         with torch_thread_budget():
             output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
         return _finite_output(output, X.dtype, module)
+
+
+def _check_unit_interval(X: np.ndarray, name: str) -> None:
+    """Refuse data outside [0, 1], where binary cross-entropy has no meaning."""
+    low, high = float(np.min(X)), float(np.max(X))
+    if low < 0 or high > 1:
+        problem = "Negative values" if low < 0 else "Values above 1"
+        raise ValueError(
+            f"{problem} in data passed to {name} with loss='binary_crossentropy', "
+            f"which needs X in [0, 1]; got values from {low:g} to {high:g}. Scale "
+            "X into [0, 1] (for instance with MinMaxScaler(clip=True) in front, "
+            "in a Pipeline), or use loss='squared_error'."
+        )
+
+
+def _set_standardization(
+    network: AutoencoderNet, mean: np.ndarray, scale: float
+) -> None:
+    """Give a sigmoid decoder the input standardisation its targets undo."""
+    if isinstance(network.decoder, SigmoidDecoder):
+        network.decoder.set_standardization(*_as_tensors(mean, scale))
 
 
 def _positive_ints(values: Any, name: str) -> tuple[int, ...]:

@@ -23,6 +23,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
 }
 NOISES = ("gaussian", "mask")
+# Reconstruction losses: the squared error of any decoder's output, or the
+# binary cross-entropy of a SigmoidDecoder's probabilities.
+LOSSES = ("squared_error", "binary_crossentropy")
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,68 @@ class AutoencoderNet(nn.Module):
         return self.decoder(self.code_path()(x))
 
     def training_loss(self, x: torch.Tensor, terms: LossTerms) -> torch.Tensor:
-        """Mean squared reconstruction error, plus the terms asked for."""
+        """Reconstruction loss of ``x``, plus the terms asked for."""
         codes = self.encoder(corrupt(x, terms.noise, terms.noise_level))
-        loss = F.mse_loss(self.decoder(codes), x)
+        loss = reconstruction_loss(self.decoder, codes, x)
         if terms.sparsity > 0:
             loss = loss + terms.sparsity * code_sparsity_penalty(codes)
         return loss
+
+
+def reconstruction_loss(
+    decoder: nn.Module, codes: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """Mean loss per entry of reconstructing standardised ``x`` from ``codes``.
+
+    The squared error of the decoder's output, or, for a
+    :class:`SigmoidDecoder`, the binary cross-entropy of its probabilities.
+    """
+    if isinstance(decoder, SigmoidDecoder):
+        return decoder.binary_cross_entropy(codes, x)
+    return F.mse_loss(decoder(codes), x)
+
+
+class SigmoidDecoder(nn.Module):
+    """A decoder whose reconstructions are probabilities, in the input's units.
+
+    ``logits`` maps codes to one logit per feature; ``sigmoid(logits)`` are the
+    reconstructions in the input's units, in [0, 1]. Like every decoder, it
+    returns them standardised, ``(sigmoid(logits) - mean) / scale``, with the
+    buffers ``mean`` and ``scale`` of the input standardisation (set by
+    :meth:`set_standardization`), so its output and error compare with the
+    network's input as any decoder's do.
+    """
+
+    def __init__(self, logits: nn.Module, n_features: int) -> None:
+        super().__init__()
+        self.logits = logits
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(()))
+
+    def set_standardization(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        """Use the input standardisation ``(x - mean) / scale``."""
+        self.mean = mean.to(self.mean)
+        self.scale = scale.to(self.scale)
+
+    def probabilities(self) -> nn.Sequential:
+        """Return the module from codes to reconstructions in input units."""
+        return nn.Sequential(self.logits, nn.Sigmoid())
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruct standardised rows from ``codes``."""
+        return (torch.sigmoid(self.logits(codes)) - self.mean) / self.scale
+
+    def binary_cross_entropy(
+        self, codes: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean binary cross-entropy of the reconstructions of standardised ``x``.
+
+        The targets are ``x`` in input units, which must lie in [0, 1]; the
+        clamp removes only float32 rounding. Computed from the logits, which is
+        exact where a sigmoid rounds to 0 or 1.
+        """
+        targets = torch.addcmul(self.mean, x, self.scale).clamp(0, 1)
+        return F.binary_cross_entropy_with_logits(self.logits(codes), targets)
 
 
 def code_sparsity_penalty(codes: torch.Tensor) -> torch.Tensor:
@@ -90,11 +149,11 @@ def code_sparsity_penalty(codes: torch.Tensor) -> torch.Tensor:
     """
     l1 = codes.abs().mean(dim=0)
     mean_square = codes.pow(2).mean(dim=0)
-    # A dimension far smaller than the largest (PCA's last axes on nearly
-    # constant data) would get gradients of 1 / its scale: its penalty fades
-    # instead. The floor scales with the codes, so shrinking them all evades
-    # nothing.
-    floor = (SPARSITY_FLOOR**2 * mean_square.max().detach()).clamp_min(1e-24)
+    # A dimension far smaller than the largest, or than 1e-4 of the data's
+    # scale (PCA's last axes on nearly constant data), would get gradients of
+    # 1 / its scale: its penalty fades instead. Above that the floor scales
+    # with the codes, so shrinking them all evades nothing.
+    floor = (SPARSITY_FLOOR**2 * mean_square.max().detach()).clamp_min(1e-8)
     l2 = (mean_square + floor).sqrt()
     return (l1 / l2).mean()
 
@@ -137,14 +196,16 @@ class VariationalNet(AutoencoderNet):
 
         The KL divergence to the standard normal prior is summed over code
         dimensions and divided by the number of features, so that it is on the
-        per-entry scale of the mean squared error it is added to.
+        per-entry scale of the reconstruction loss it is added to.
         """
         posterior = self.encoder(corrupt(x, terms.noise, terms.noise_level))
         mean, log_var = posterior.chunk(2, dim=1)
         codes = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        reconstruction_loss = F.mse_loss(self.decoder(codes), x)
         kl = -0.5 * torch.sum(1 + log_var - mean**2 - log_var.exp(), dim=1).mean()
-        return reconstruction_loss + terms.kl_weight * kl / x.shape[1]
+        return (
+            reconstruction_loss(self.decoder, codes, x)
+            + terms.kl_weight * kl / x.shape[1]
+        )
 
 
 def dense_stack(

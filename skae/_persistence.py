@@ -50,6 +50,13 @@ FORMAT_VERSION = 1
 _FORMAT_KEY = "skae.format"
 _DOCUMENT_KEY = "skae.model"
 _TENSOR_PREFIX = "tensor."
+# Architecture parameters added since the first model files, with the value
+# that gives the networks those files hold.
+_ARCHITECTURE_ADDED = {
+    "init": "random",
+    "loss": "squared_error",
+    "code_activation": "identity",
+}
 # Limits on what a file may ask of load, beyond the tensors it holds: how deep
 # values nest (a fitted model needs about 10 levels), and the memory that
 # decoding its JSON may allocate, on top of the file's size.
@@ -733,6 +740,10 @@ def _restore_network(
         and isinstance(scale, float)
     ):
         raise decoder.error("its network architecture or input scaling is invalid")
+    # Files from before these parameters hold networks without them.
+    for name, value in _ARCHITECTURE_ADDED.items():
+        if name in estimator.get_params(deep=False):
+            architecture.setdefault(name, value)
     _check_claimed_lengths(architecture, weights, decoder)
     try:
         estimator.set_params(**architecture)

@@ -34,8 +34,12 @@ class TrainingConfig:
     tol: float = 1e-4
     n_iter_no_change: int = 10
     verbose: bool = False
-    # Converts a loss in network units into the units reported to the user.
+    # Converts the reconstruction error in network units (validation, and a
+    # squared-error training loss) into the units reported to the user.
     loss_scale: float = 1.0
+    # Converts the training loss; None: as loss_scale. Cross-entropy, in nats,
+    # has no units to convert.
+    training_loss_scale: float | None = None
 
 
 @dataclass
@@ -176,6 +180,12 @@ def train(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps)
     result = TrainingResult()
     best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+    scales = [
+        config.loss_scale
+        if config.training_loss_scale is None
+        else config.training_loss_scale,
+        config.loss_scale,
+    ]
     start_state = None
     if start_is_candidate and X_valid is not None:
         # The start competes at the end, not in the patience: leaving a good
@@ -199,7 +209,10 @@ def train(
             epoch_losses.append(reconstruction_error(network, X_valid))
         # The one host synchronisation of the epoch.
         losses = [
-            loss * config.loss_scale for loss in torch.stack(epoch_losses).tolist()
+            loss * scale
+            for loss, scale in zip(
+                torch.stack(epoch_losses).tolist(), scales, strict=False
+            )
         ]
         _check_finite(losses[0], epoch, config)
         result.train_losses.append(losses[0])
@@ -209,7 +222,7 @@ def train(
             _print_epoch(epoch, losses)
 
         monitored = losses[-1]
-        if monitored > best_loss - config.tol * config.loss_scale:
+        if monitored > best_loss - config.tol * scales[len(losses) - 1]:
             epochs_without_improvement += 1
         else:
             epochs_without_improvement = 0

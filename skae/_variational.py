@@ -37,7 +37,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
     samples that resemble the training data.
 
     Everything else is :class:`AutoencoderTransformer`: the same parameters
-    (except ``sparsity``: the prior already shapes the codes), the same
+    (except ``sparsity`` and ``code_activation``: the prior already shapes the
+    codes; nor does ``init='pca'`` apply), the same
     training loop, early stopping, scoring and persistence. ``transform``
     returns the posterior means, so it is deterministic and sits in a Pipeline
     as any transformer does; ``inverse_transform`` decodes codes, and
@@ -64,6 +65,13 @@ class VariationalAutoencoder(AutoencoderTransformer):
 
     activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu'}, default='relu'
         Activation after each hidden layer.
+
+    loss : {'squared_error', 'binary_crossentropy'}, default='squared_error'
+        The reconstruction term, as in :class:`AutoencoderTransformer`:
+        'binary_crossentropy' is for data in [0, 1] and ends the decoder in a
+        sigmoid in the input's units (a Bernoulli decoder); ``kl_weight=1``
+        then makes the objective the negative evidence lower bound per
+        feature exactly, and :meth:`sample` returns the Bernoulli means.
 
     solver : {'adam', 'adamw', 'sgd'}, default='adam'
         Optimiser. 'sgd' uses Nesterov momentum 0.9, as MLPRegressor does.
@@ -160,7 +168,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
 
     loss_curve_ : list of float
         Training loss (reconstruction error plus weighted KL divergence) of
-        each epoch, in squared input units.
+        each epoch, in squared input units (in nats per entry with
+        ``loss='binary_crossentropy'``).
 
     best_loss_ : float or None
         Lowest training loss reached; None when ``early_stopping=True``.
@@ -218,12 +227,13 @@ class VariationalAutoencoder(AutoencoderTransformer):
     _network_class = VariationalNet
     _encoder_width_factor = 2
 
-    # Everything the plain autoencoder checks, but ``sparsity`` and ``init``.
+    # Everything the plain autoencoder checks, but ``sparsity``, ``init`` and
+    # ``code_activation``.
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **{
             name: constraints
             for name, constraints in _SHARED_CONSTRAINTS.items()
-            if name not in {"sparsity", "init", "n_components"}
+            if name not in {"sparsity", "init", "code_activation", "n_components"}
         },
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
@@ -236,6 +246,7 @@ class VariationalAutoencoder(AutoencoderTransformer):
         kl_weight: float = 1.0,
         hidden_layer_sizes: tuple[int, ...] = (256, 128),
         activation: str = "relu",
+        loss: str = "squared_error",
         solver: str = "adam",
         alpha: float = 0.0,
         batch_size: int | str = "auto",
@@ -264,6 +275,7 @@ class VariationalAutoencoder(AutoencoderTransformer):
         self.kl_weight = kl_weight
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.loss = loss
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -333,6 +345,10 @@ class VariationalAutoencoder(AutoencoderTransformer):
             codes = rng.standard_normal(size=(stop - start, self._n_features_out))
             X_new[start:stop] = self.inverse_transform(codes)
         return X_new
+
+    def _code_activation(self) -> str:
+        # Codes are drawn from the posterior, which an activation would distort.
+        return "identity"
 
     def _loss_terms(self) -> LossTerms:
         return LossTerms(

@@ -409,6 +409,27 @@ def test_rejected_input_leaves_unfitted_model_unfitted(case, method):
     assert_unchanged(model, before)
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "warm_start"])
+@pytest.mark.parametrize(
+    ("shift", "match"), [(-0.5, "Negative values"), (0.5, "Values above 1")]
+)
+def test_data_outside_the_unit_interval_leave_a_cross_entropy_model_unchanged(
+    method, shift, match
+):
+    """Binary cross-entropy refuses X outside [0, 1] before training starts."""
+    X = np.random.RandomState(0).uniform(size=(40, N_FEATURES))
+    model = make_model(loss="binary_crossentropy", code_activation="relu").fit(X)
+    expected = outputs(model, False)
+    if method == "warm_start":
+        model.set_params(warm_start=True)
+        method = "fit"
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=f"{match} in data passed to "):
+        getattr(model, method)(X + shift)
+    assert_unchanged(model, before)
+    assert_same_outputs(model, expected, False)
+
+
 # -- accepted input: exactly what the plain float equivalent gives -------------------
 
 
