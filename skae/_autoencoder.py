@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from skae._networks import (
     start_from_pca,
     with_linear_path,
 )
+from skae._progress import progress_wanted
 from skae._threads import global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
 
@@ -769,6 +771,7 @@ class AutoencoderTransformer(
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
+            progress=not self.verbose and progress_wanted(sys.stderr),
             loss_scale=scale**2,
         )
 
