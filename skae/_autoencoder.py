@@ -286,6 +286,11 @@ class AutoencoderTransformer(
 
     See Also
     --------
+    VariationalAutoencoder : Codes shaped by a normal prior; generates new
+        samples.
+    AutoencoderOutlierDetector : Outlier detection by reconstruction error
+        of an autoencoder.
+    compare : Held-out error and timings of PCA and the autoencoder, k by k.
     sklearn.decomposition.PCA : Linear dimensionality reduction.
     sklearn.neural_network.MLPRegressor : Where the training parameters' names
         come from.
