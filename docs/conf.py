@@ -5,13 +5,22 @@ Build from the repository root with ``sphinx-build -W -b html docs docs/_build/h
 after ``pip install -e ".[docs]"``. The gallery runs every script in ``examples/``.
 """
 
+import contextlib
+import io
 import logging
+import os
 import re
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from sphinx.util import logging as sphinx_logging
 
 import skae
+
+# gallery_order.py, the gallery's sort key, is imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 project = "skae"
 author = "the skae developers"
@@ -26,10 +35,13 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # CHANGES.md and the README's benchmark tables are Markdown.
+    "myst_parser",
 ]
 
 templates_path = ["_templates"]
 exclude_patterns = ["_build"]
+source_suffix = {".rst": "restructuredtext"}
 default_role = "literal"
 
 # -- API pages -----------------------------------------------------------------
@@ -77,7 +89,7 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "doc_module": ("skae",),
     "backreferences_dir": "generated/backreferences",
     "remove_config_comments": True,
@@ -90,7 +102,13 @@ html_title = f"skae {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
+    # Quick start, user guide, PCA start, Examples and API in the navbar; the
+    # topic pages after them go under "More".
+    "header_links_before_dropdown": 5,
 }
+# Top-level pages have no subpages to list: no empty left sidebar on them. The
+# gallery and the API pages keep theirs.
+html_sidebars = {"*": []}
 
 
 # -- Keep api.rst complete -------------------------------------------------------
@@ -120,7 +138,46 @@ def _unlink_sklearn_user_guide_refs(app, env, node, contnode):
     return None
 
 
+def _run_cli(*args):
+    """Run ``skae`` with ``args`` as a user would; return its exit status and output."""
+    from skae._cli import main
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # --help exits
+            status = exc.code
+    return status, stdout.getvalue()
+
+
+def _generate_cli_pages(app):
+    """Write ``skae compare --help`` and a real default run for cli.rst.
+
+    The run happens in an empty folder, as a user's first ``skae compare``
+    would, so the page shows its true output and the files it writes.
+    """
+    folder = Path(app.srcdir) / "generated" / "cli"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["COLUMNS"] = "72"  # argparse wraps its help to the page's width
+    status, text = _run_cli("compare", "--help")
+    (folder / "help.txt").write_text(text, encoding="utf-8")
+    cwd = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            status, text = _run_cli("compare")
+        finally:
+            os.chdir(cwd)
+        if status != 0:
+            raise RuntimeError(f"skae compare exited with status {status}: {text}")
+        (folder / "run.txt").write_text(text, encoding="utf-8")
+        for path in (Path(scratch) / "skae-compare").iterdir():
+            shutil.copy(path, folder / path.name)
+
+
 def setup(app):
     app.connect("config-inited", _check_api_lists_public_names)
+    app.connect("builder-inited", _generate_cli_pages)
     # After intersphinx (priority 500), so that online builds still link.
     app.connect("missing-reference", _unlink_sklearn_user_guide_refs, priority=900)

@@ -27,14 +27,20 @@ not a shape error deep inside torch.
 # that the estimator pickles and clones like any other.
 import pickle
 import sys
+import warnings
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, train_test_split
 from torch import nn
 
 from skae import AutoencoderTransformer
+
+# The folder of this script; the gallery runs it there, without __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 
 
 class Residual(nn.Module):
@@ -116,11 +122,15 @@ class ResidualNetwork:
         return f"ResidualNetwork(n_blocks={self.n_blocks})"
 
 
-search = GridSearchCV(
-    AutoencoderTransformer(n_components=8, max_iter=30, random_state=0),
-    {"network": [ResidualNetwork(1), ResidualNetwork(3)]},
-    cv=3,
-).fit(X_train)
+# Thirty epochs keep the search short: enough to rank the two networks, not to
+# converge, so the ConvergenceWarning of every fit is expected and silenced.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    search = GridSearchCV(
+        AutoencoderTransformer(n_components=8, max_iter=30, random_state=0),
+        {"network": [ResidualNetwork(1), ResidualNetwork(3)]},
+        cv=3,
+    ).fit(X_train)
 for params, score in zip(
     search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
 ):
@@ -142,7 +152,8 @@ ax.set_ylabel("mean squared error (pixel units)")
 ax.legend()
 ax.set_title("Digits, k=8: a custom residual network vs the built-in one")
 
-# Run as a script (not in the documentation's gallery), it also saves the figure.
+# Run as a script (not in the documentation's gallery), it also saves the figure
+# beside itself, as plot_custom_modules.png, whatever the working directory.
 if "sphinx_gallery" not in sys.modules:
-    fig.savefig("custom_modules.png", dpi=100)
+    fig.savefig(HERE / "plot_custom_modules.png", dpi=100)
 plt.show()

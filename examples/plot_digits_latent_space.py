@@ -17,6 +17,9 @@ that plane, so digits that PCA piles on top of each other get room of their own.
 # The autoencoder works on raw pixel values (0 to 16), as PCA does: it
 # standardises its input during ``fit``. An ``int`` ``random_state`` makes the
 # result identical from one run to the next.
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patheffects
@@ -26,6 +29,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from skae import AutoencoderTransformer
+
+# The folder of this script; the gallery runs it there, without __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 
 X, y = load_digits(return_X_y=True)
 
@@ -71,4 +77,8 @@ for ax, (name, Z) in zip(axes, codes.items(), strict=True):
     ax.set_ylabel("code 2")
 axes[1].legend(title="digit", loc="center left", bbox_to_anchor=(1, 0.5), markerscale=3)
 fig.suptitle("Digits (64 pixels) reduced to 2 numbers, coloured by label")
+# Run as a script (not in the documentation's gallery), it also saves the figure
+# beside itself, as plot_digits_latent_space.png, whatever the working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig(HERE / "plot_digits_latent_space.png", dpi=100)
 plt.show()

@@ -22,6 +22,7 @@ to scikit-learn's 8x8 digits.
 # Load images
 # -----------
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -29,15 +30,19 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer
 
+# The folder of this script; the gallery runs it there, without __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
 
 def load_images(n_train=10000, n_test=2000):
     """MNIST rows scaled to [0, 1] if present beside the repository, else digits."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+    path = HERE.parents[1] / "shared" / "data" / "mnist.npz"
     if path.exists():
         with np.load(path) as data:
             X_train = data["x_train"][:n_train].reshape(n_train, -1) / 255.0
@@ -75,10 +80,14 @@ flagged = []
 for digit in range(10):
     X_digit = X_train[y_train == digit]
     is_inlier = y_test == digit
-    detector = AutoencoderOutlierDetector(
-        AutoencoderTransformer(n_components=8, max_iter=30, random_state=0),
-        contamination=0.05,
-    ).fit(X_digit)
+    # Thirty epochs per digit keep the ten fits short; that they could train
+    # on is expected, so their ConvergenceWarning is silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        detector = AutoencoderOutlierDetector(
+            AutoencoderTransformer(n_components=8, max_iter=30, random_state=0),
+            contamination=0.05,
+        ).fit(X_digit)
     pca = PCA(n_components=8, random_state=0).fit(X_digit)
     forest = IsolationForest(random_state=0).fit(X_digit)
     auc["autoencoder"].append(roc_auc_score(is_inlier, detector.score_samples(X_test)))
@@ -120,7 +129,8 @@ ax.set_ylim(0.5, 1.0)
 fig.legend(loc="outside lower center", ncols=3)
 ax.set_title(f"{name}: outlier detection by reconstruction error")
 
-# Run as a script (not in the documentation's gallery), it also saves the figure.
+# Run as a script (not in the documentation's gallery), it also saves the figure
+# beside itself, as plot_outlier_detection.png, whatever the working directory.
 if "sphinx_gallery" not in sys.modules:
-    fig.savefig("outlier_detection.png", dpi=100)
+    fig.savefig(HERE / "plot_outlier_detection.png", dpi=100)
 plt.show()

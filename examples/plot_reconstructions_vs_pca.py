@@ -12,6 +12,9 @@ fitted on a training split and judged on digits they have not seen.
 # %%
 # Fit on the training digits
 # --------------------------
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -19,6 +22,9 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer
+
+# The folder of this script; the gallery runs it there, without __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 
 n_components = 8
 X, y = load_digits(return_X_y=True)
@@ -63,4 +69,8 @@ for row, (name, X_rec) in zip(axes, reconstructions.items(), strict=True):
     label = name if name == "Original" else f"{name}\nMSE {test_mse[name]:.2f}"
     row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=11)
 fig.suptitle(f"Test digits and their reconstructions from k={n_components} numbers")
+# Run as a script (not in the documentation's gallery), it also saves the figure
+# beside itself, as plot_reconstructions_vs_pca.png, whatever the working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig(HERE / "plot_reconstructions_vs_pca.png", dpi=100)
 plt.show()

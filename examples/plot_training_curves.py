@@ -17,12 +17,18 @@ compared with the error on a test set.
 # ``n_iter_no_change`` epochs, and the weights of the best validation epoch are
 # kept. A patience of 20 epochs, twice the default, lets the curves run on a
 # little past the best epoch.
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer
+
+# The folder of this script; the gallery runs it there, without __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test = train_test_split(X, test_size=0.3, random_state=0)
@@ -72,6 +78,10 @@ ax.set_xlabel("epoch")
 ax.set_ylabel("mean squared error (log scale)")
 ax.set_title("Autoencoder on the digits, n_components=8")
 ax.legend()
+# Run as a script (not in the documentation's gallery), it also saves the figure
+# beside itself, as plot_training_curves.png, whatever the working directory.
+if "sphinx_gallery" not in sys.modules:
+    fig.savefig(HERE / "plot_training_curves.png", dpi=100)
 plt.show()
 
 # %%

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from skae._networks import (
     start_from_pca,
     with_linear_path,
 )
+from skae._progress import progress_wanted
 from skae._threads import global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
 
@@ -323,6 +325,11 @@ class AutoencoderTransformer(
 
     See Also
     --------
+    VariationalAutoencoder : Codes shaped by a normal prior; generates new
+        samples.
+    AutoencoderOutlierDetector : Outlier detection by reconstruction error
+        of an autoencoder.
+    compare : Held-out error and timings of PCA and the autoencoder, k by k.
     sklearn.decomposition.PCA : Linear dimensionality reduction.
     sklearn.neural_network.MLPRegressor : Where the training parameters' names
         come from.
@@ -875,6 +882,7 @@ class AutoencoderTransformer(
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             verbose=bool(self.verbose),
+            progress=not self.verbose and progress_wanted(sys.stderr),
             loss_scale=scale**2,
             training_loss_scale=1.0 if self.loss == "binary_crossentropy" else None,
         )

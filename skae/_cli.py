@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from tqdm import tqdm
 
 from skae import __version__
 from skae._autoencoder import AutoencoderTransformer
@@ -33,6 +33,7 @@ from skae._compare import (
     run_comparison,
 )
 from skae._datasets import Dataset, load_dataset
+from skae._progress import progress_bar, progress_wanted
 
 DEFAULT_EPOCHS = "auto"
 DEFAULT_N_SAMPLES = 5000
@@ -258,7 +259,7 @@ def run_compare(args: argparse.Namespace) -> int:
         "test_size": args.test_size,
         "random_state": args.seed,
     }
-    progress = ProgressLine(sys.stderr)
+    progress = FitProgress(sys.stderr)
     with warnings.catch_warnings():
         # Reported once below, per k, rather than as one warning per fit.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -316,48 +317,48 @@ def format_table(table: pd.DataFrame) -> str:
     return table.to_string(index=False, formatters=formatters)
 
 
-class ProgressLine:
-    """A one-line progress bar on a terminal, silent anywhere else.
+class FitProgress:
+    """The bar of ``skae compare``, one step per fit: on a terminal only.
 
     Call it as ``progress(n_done, n_total, label)``: the callback of
-    :func:`skae.compare`.
+    :func:`skae.compare`. Each autoencoder fit draws its own per-epoch bar
+    beneath it.
 
     Parameters
     ----------
     stream : file-like
-        Where the bar is drawn; nothing is written unless it is a terminal.
-
-    width : int, default=24
-        Characters in the bar.
+        Where the bar is drawn; nothing is written unless
+        :func:`~skae._progress.progress_wanted` says a person is watching.
     """
 
-    def __init__(self, stream: TextIO, width: int = 24) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.width = width
-        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.enabled = progress_wanted(stream)
         self.prefix = ""
-        self._start = time.perf_counter()
-        self._length = 0
+        self._bar: tqdm | None = None
 
     def __call__(self, n_done: int, n_total: int, label: str) -> None:
-        """Redraw the bar: ``n_done`` of ``n_total`` steps, now at ``label``."""
-        if not self.enabled:
-            return
-        filled = self.width * n_done // max(n_total, 1)
-        bar = "#" * filled + "-" * (self.width - filled)
-        elapsed = time.perf_counter() - self._start
-        step = "" if n_done >= n_total else f"fitting {label}"
-        line = f"[{bar}] {n_done}/{n_total} {self.prefix}{step} {elapsed:4.0f}s"
-        self.stream.write("\r" + line.ljust(self._length))
-        self.stream.flush()
-        self._length = len(line)
+        """Move the bar to ``n_done`` of ``n_total`` fits, now fitting ``label``."""
+        if self._bar is None or self._bar.total != n_total:
+            self.close()
+            self._bar = progress_bar(
+                enabled=self.enabled,
+                total=n_total,
+                unit="fit",
+                file=self.stream,
+                delay=0,
+            )
+        step = label if n_done < n_total else "done"
+        self._bar.set_description_str(f"{self.prefix}{step}", refresh=False)
+        self._bar.update(n_done - self._bar.n)
+        # Fits are seconds apart: redraw every one, whatever tqdm's throttle.
+        self._bar.refresh()
 
     def close(self) -> None:
         """Erase the bar."""
-        if self.enabled and self._length:
-            self.stream.write("\r" + " " * self._length + "\r")
-            self.stream.flush()
-            self._length = 0
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _write_figures(

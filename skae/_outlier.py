@@ -69,6 +69,8 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
     See Also
     --------
+    AutoencoderTransformer : The autoencoder it wraps by default.
+    VariationalAutoencoder : A variational autoencoder it can wrap.
     sklearn.ensemble.IsolationForest : Outlier detection by random partitions.
     sklearn.covariance.EllipticEnvelope : Outlier detection for Gaussian data.
 

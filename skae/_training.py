@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from skae._data import INFERENCE_BATCH_SIZE, batch_bounds
+from skae._progress import progress_bar
 
 SOLVERS = ("adam", "adamw", "sgd")
 
@@ -34,6 +35,8 @@ class TrainingConfig:
     tol: float = 1e-4
     n_iter_no_change: int = 10
     verbose: bool = False
+    # A per-epoch bar on stderr; the caller decides (a terminal, not verbose).
+    progress: bool = False
     # Converts the reconstruction error in network units (validation, and a
     # squared-error training loss) into the units reported to the user.
     loss_scale: float = 1.0
@@ -193,7 +196,8 @@ def train(
         start_state = _copy_state(network)
         start_loss = reconstruction_error(network, X_valid).item()
         result.start_valid_loss = start_loss * config.loss_scale
-    for epoch in range(1, config.max_iter + 1):
+    epochs = progress_bar(range(1, config.max_iter + 1), enabled=config.progress)
+    for epoch in epochs:
         epoch_losses = [
             run_epoch(
                 network,
@@ -220,6 +224,7 @@ def train(
             result.valid_losses.append(losses[1])
         if config.verbose:
             _print_epoch(epoch, losses)
+        epochs.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
 
         monitored = losses[-1]
         if monitored > best_loss - config.tol * scales[len(losses) - 1]:
@@ -235,6 +240,7 @@ def train(
             if config.verbose:
                 _print_stop(config, validation=X_valid is not None)
             break
+    epochs.close()
     if best_state is not None:
         network.load_state_dict(best_state)
         result.best_valid_loss = best_loss

@@ -193,6 +193,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
     See Also
     --------
     AutoencoderTransformer : The deterministic autoencoder.
+    AutoencoderOutlierDetector : Outlier detection by reconstruction error,
+        over either autoencoder.
     sklearn.neighbors.KernelDensity : Another estimator with a ``sample``
         method.
 

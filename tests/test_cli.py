@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skae._cli import FILES, ProgressLine, main
+from skae._cli import FILES, FitProgress, main
 from tests.conftest import SHARED_DATA
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -347,21 +347,32 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_progress_line_draws_on_a_terminal_only():
+def test_fit_progress_draws_on_a_terminal_only(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
     terminal, pipe = Terminal(), io.StringIO()
     for stream in (terminal, pipe):
-        progress = ProgressLine(stream, width=10)
+        progress = FitProgress(stream)
         progress(0, 4, "PCA, k=2")
         progress(2, 4, "autoencoder, k=2")
         progress(4, 4, "done")
         progress.close()
     drawn = terminal.getvalue()
-    assert "[----------] 0/4 fitting PCA, k=2" in drawn
-    assert "[#####-----] 2/4 fitting autoencoder, k=2" in drawn
-    assert "[##########] 4/4" in drawn
-    # close() erases the line, leaving the cursor at its start.
+    assert "PCA, k=2:   0%" in drawn
+    assert "autoencoder, k=2:  50%" in drawn
+    assert "2/4" in drawn and "4/4" in drawn
+    # close() erases the bar, leaving the cursor at the start of its line.
     assert drawn.endswith("\r")
     assert pipe.getvalue() == ""
+
+
+def test_fit_progress_is_silent_on_a_ci_terminal(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    terminal = Terminal()
+    progress = FitProgress(terminal)
+    progress(1, 2, "PCA, k=2")
+    progress.close()
+    assert terminal.getvalue() == ""
 
 
 def test_installed_console_script():
