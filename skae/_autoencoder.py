@@ -28,12 +28,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from skae._data import (
+    INFERENCE_BATCH_SIZE,
     batch_bounds,
     iter_row_batches,
     map_batches,
     resolve_device,
     to_tensor,
 )
+from skae._inference import inference_module
 from skae._networks import (
     ACTIVATIONS,
     NOISES,
@@ -47,7 +49,7 @@ from skae._networks import (
     start_from_pca,
     with_linear_path,
 )
-from skae._threads import global_rng_lock, torch_thread_budget
+from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
 
 FLOAT_DTYPES = [np.float64, np.float32]
@@ -575,7 +577,7 @@ class AutoencoderTransformer(
 
         with (
             global_rng_lock,
-            torch_thread_budget(),
+            torch_thread_budget() as max_threads,
             torch.random.fork_rng(devices=cuda_devices),
         ):
             standardize = Standardize(*_as_tensors(mean, scale)).to(device)
@@ -601,6 +603,9 @@ class AutoencoderTransformer(
                             _principal_axes(X, n_components, seed),
                         )
                     network = network.to(device)
+                threads = choose_threads(
+                    network, X_train[:2], config.batch_size, max_threads, training=True
+                )
                 result = train(
                     network,
                     X_train,
@@ -614,6 +619,7 @@ class AutoencoderTransformer(
                     optimizer_state=self._optimizer_state
                     if incremental and continuing
                     else None,
+                    threads=threads,
                 )
                 return network, result
 
@@ -833,11 +839,24 @@ class AutoencoderTransformer(
 
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
         device = resolve_device(self.device)
-        function: Callable[[torch.Tensor], torch.Tensor] = _for_inference(
-            module, device, X.dtype
-        )
-        with torch_thread_budget():
-            output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
+        function = inference_module(module, device, torch_dtype)
+        with torch_thread_budget() as max_threads:
+            threads = choose_threads(
+                function,
+                to_tensor(X[:2], device, torch_dtype),
+                min(X.shape[0], INFERENCE_BATCH_SIZE),
+                max_threads,
+                training=False,
+            )
+            output = map_batches(
+                function,
+                X,
+                n_outputs,
+                device=device,
+                dtype=X.dtype,
+                threads=threads,
+            )
         return _finite_output(output, X.dtype, module)
 
 
@@ -1021,21 +1040,6 @@ def _as_tensors(mean: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Ten
         torch.as_tensor(mean, dtype=torch.float32),
         torch.tensor(scale, dtype=torch.float32),
     )
-
-
-def _for_inference(
-    module: nn.Module, device: torch.device, dtype: np.dtype
-) -> nn.Module:
-    """Return the fitted module, or a copy on ``device`` computing in ``dtype``.
-
-    Networks train in float32. float64 input is run through a float64 copy, so
-    a row's output does not depend on which other rows share its batch, and
-    fitted modules themselves stay on the CPU.
-    """
-    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    if device.type == "cpu" and torch_dtype == torch.float32:
-        return module
-    return copy.deepcopy(module).to(device, torch_dtype)
 
 
 def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
