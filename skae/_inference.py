@@ -42,25 +42,38 @@ def inference_module(
     by loading a state); the fitted module itself is never modified.
     """
     if isinstance(module, RowSquaredError):
-        return RowSquaredError(
-            inference_module(module.encoder, device, dtype),
-            inference_module(module.decoder, device, dtype),
-        )
+        # Cached under the encoder, so that repeated calls get the same module.
+        key_module, key = module.encoder, ("errors", dtype, device)
+        parts = (module.encoder, module.decoder)
+    else:
+        key_module, key, parts = module, (dtype, device), (module,)
     signature = tuple(
-        (tensor.data_ptr(), tensor._version) for tensor in module.state_dict().values()
+        (tensor.data_ptr(), tensor._version)
+        for part in parts
+        for tensor in part.state_dict().values()
     )
-    entries = _cache.setdefault(module, {})
-    key = (dtype, device)
+    entries = _cache.setdefault(key_module, {})
     if key in entries and entries[key][0] == signature:
         return entries[key][1]  # type: ignore[no-any-return]
-    result = _folded(module)
-    if result is None:
-        if device.type == "cpu" and dtype == torch.float32:
-            return module
-        # A copy, so that the fitted module stays on the CPU in float32.
-        result = copy.deepcopy(module)
-    entries[key] = (signature, result.to(device, dtype).eval())
-    return entries[key][1]  # type: ignore[no-any-return]
+    result: nn.Module | None
+    if isinstance(module, RowSquaredError):
+        encoder = inference_module(module.encoder, device, dtype)
+        decoder = inference_module(module.decoder, device, dtype)
+        result = RowSquaredError(encoder, decoder)
+        unchanged = encoder is module.encoder or decoder is module.decoder
+    else:
+        result = _folded(module)
+        unchanged = result is None
+        if result is None and device.type == "cpu" and dtype == torch.float32:
+            result = module
+        elif result is None:
+            # A copy, so that the fitted module stays on the CPU in float32.
+            result = copy.deepcopy(module)
+    result = result.to(device, dtype).eval()
+    # A cached module holding the fitted one would keep it alive forever.
+    if not unchanged:
+        entries[key] = (signature, result)
+    return result
 
 
 def _folded(module: nn.Module) -> nn.Module | None:

@@ -23,6 +23,7 @@ import math
 import statistics
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -145,7 +146,22 @@ def multiply_adds_per_row(module: nn.Module, rows: torch.Tensor) -> float:
     Linear and convolutional layers are counted from the shapes they see in
     one forward pass, in evaluation mode and without gradients, so nothing is
     trained or drawn from a random generator; other layers count as free.
+    The count is remembered for the module and the shape of its rows.
     """
+    shape = tuple(rows.shape[1:])
+    known = _multiply_adds.setdefault(module, {})
+    if shape not in known:
+        known[shape] = _count_multiply_adds(module, rows)
+    return known[shape]
+
+
+# Module -> {row shape: multiply-adds per row}; the count needs a forward pass.
+_multiply_adds: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], float]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _count_multiply_adds(module: nn.Module, rows: torch.Tensor) -> float:
     total = 0.0
 
     def count(layer: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
@@ -180,16 +196,19 @@ def multiply_adds_per_row(module: nn.Module, rows: torch.Tensor) -> float:
 class ThreadChooser:
     """Set torch's thread count for each of a run of similar steps.
 
-    Used as ``with chooser:`` around each step. A fixed chooser holds one
-    count. Otherwise it times a few steps at each candidate count (after one
+    Used as ``with chooser:`` around each step; the count to start from is set
+    when the chooser is made. A fixed chooser holds one count. Otherwise it
+    times a few steps at each candidate count, fewest threads first (after one
     untimed step at that count, which wakes its threads), runs at the fastest
-    for ``n_exploit`` steps, then measures again, so a machine that
-    becomes busy, or quiet, is followed within a few hundred steps.
+    for ``n_exploit`` steps, then measures again, so a machine that becomes
+    busy, or quiet, is followed. A candidate with a step more than twice as
+    slow as the best so far is dropped at once: on a busy machine one step on
+    too many threads can cost dozens of normal ones.
 
     Parameters
     ----------
     candidates : sequence of int
-        Thread counts to try, largest first; one count fixes it.
+        Thread counts to try, fewest first; one count fixes it.
     start : int or None, default=None
         Count to run at before the first measurement; ``None`` measures first.
     n_timed : int, default=3
@@ -214,51 +233,58 @@ class ThreadChooser:
         )
         self.current = self.candidates[0] if start is None else start
         self._times: dict[int, list[float]] = {}
-        # Counts of the steps of a measurement still to run; negative: untimed.
-        self._queue: list[int] = []
+        # (count, timed) of the steps of a measurement still to run.
+        self._queue: list[tuple[int, bool]] = []
         self._exploited = 0
         self._started = 0.0
-        self._timing = False
+        self._timed = False
         if start is None and len(self.candidates) > 1:
             self._plan_measurement()
+        if torch.get_num_threads() != self.current:
+            torch.set_num_threads(self.current)
 
     def _plan_measurement(self) -> None:
         self._times = {count: [] for count in self.candidates}
-        # One untimed step, then n_timed timed ones, per candidate.
         self._queue = [
-            slot
+            (count, timed)
             for count in self.candidates
-            for slot in [-count] + [count] * self.n_timed
+            for timed in [False] + [True] * self.n_timed
         ]
 
     def __enter__(self) -> None:
         if self._queue:
-            slot = self._queue.pop(0)
-            self.current = abs(slot)
-            self._timing = slot > 0
+            self.current, self._timed = self._queue.pop(0)
+            self._started = time.perf_counter()
         else:
-            self._timing = False
             self._exploited += 1
         if torch.get_num_threads() != self.current:
             torch.set_num_threads(self.current)
-        if self._timing:
-            self._started = time.perf_counter()
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._timing:
-            self._times[self.current].append(time.perf_counter() - self._started)
-            if not self._queue:
-                self.current = min(
-                    self._times, key=lambda count: statistics.median(self._times[count])
-                )
-                _remember(self.current)
-                self._exploited = 0
-        elif (
-            not self._queue
-            and len(self.candidates) > 1
-            and self._exploited >= self.n_exploit
-        ):
+        if self._started:
+            self._measured(time.perf_counter() - self._started)
+        elif len(self.candidates) > 1 and self._exploited >= self.n_exploit:
             self._plan_measurement()
+
+    def _measured(self, seconds: float) -> None:
+        self._started = 0.0
+        others = [
+            statistics.median(times)
+            for count, times in self._times.items()
+            if times and count != self.current
+        ]
+        too_slow = bool(others) and seconds > 2 * min(others)
+        if self._timed or too_slow:
+            self._times[self.current].append(seconds)
+        if too_slow:
+            self._queue = [slot for slot in self._queue if slot[0] != self.current]
+        if not self._queue:
+            self.current = min(
+                (count for count, times in self._times.items() if times),
+                key=lambda count: statistics.median(self._times[count]),
+            )
+            _remember(self.current)
+            self._exploited = 0
 
 
 # The latest measured choice and when it was made: inference starts from it.
@@ -301,7 +327,7 @@ def choose_threads(
     if multiply_adds_per_row(module, rows) * rows_per_step < SMALL_STEP:
         return ThreadChooser([1])
     candidates = sorted({ceiling, *(2**i for i in range(ceiling.bit_length()))})
-    candidates = [count for count in candidates[::-1] if count <= ceiling]
+    candidates = [count for count in candidates if count <= ceiling]
     if training:
         return ThreadChooser(candidates)
     # A measurement costs eight batches: worth it only on long inputs.

@@ -79,12 +79,8 @@ def test_small_steps_run_on_one_thread_whatever_the_ceiling():
 def test_large_steps_try_every_power_of_two_up_to_the_ceiling():
     large = nn.Linear(1000, 1000)
     rows = torch.zeros(2, 1000)
-    assert choose_threads(large, rows, 256, 6, training=True).candidates == [
-        6,
-        4,
-        2,
-        1,
-    ]
+    chooser = choose_threads(large, rows, 256, 6, training=True)
+    assert chooser.candidates == [1, 2, 4, 6]
     assert choose_threads(large, rows, 256, 1, training=True).candidates == [1]
 
 
@@ -119,14 +115,23 @@ def timed_steps(chooser, n_steps, seconds_at):
 def test_chooser_settles_on_the_fastest_count_and_measures_again(
     torch_threads, no_remembered_choice
 ):
-    chooser = ThreadChooser([4, 2, 1], n_timed=3, n_exploit=10)
-    counts = timed_steps(chooser, 16 + 10 + 16, {4: 0.02, 2: 0.002, 1: 0.01})
+    chooser = ThreadChooser([1, 2, 4], n_timed=3, n_exploit=10)
+    assert torch.get_num_threads() == 1
+    counts = timed_steps(chooser, 12 + 10 + 12, {1: 0.006, 2: 0.005, 4: 0.002})
     # Measuring: an untimed then three timed steps per candidate.
-    assert counts[:12] == [4] * 4 + [2] * 4 + [1] * 4
-    assert counts[12:22] == [2] * 10
-    assert counts[22:34] == [4] * 4 + [2] * 4 + [1] * 4
-    assert counts[34:] == [2] * 8
-    assert skae._threads._recent_choice(4) == 2
+    assert counts[:12] == [1] * 4 + [2] * 4 + [4] * 4
+    assert counts[12:22] == [4] * 10
+    assert counts[22:] == [1] * 4 + [2] * 4 + [4] * 4
+    assert skae._threads._recent_choice(4) == 4
+    assert skae._threads._recent_choice(2) == 2
+
+
+def test_chooser_drops_a_much_slower_count_after_one_step(
+    torch_threads, no_remembered_choice
+):
+    chooser = ThreadChooser([1, 2, 4], n_timed=3, n_exploit=10)
+    counts = timed_steps(chooser, 4 + 1 + 4 + 5, {1: 0.01, 2: 0.05, 4: 0.002})
+    assert counts == [1] * 4 + [2] + [4] * 4 + [4] * 5
 
 
 def test_inference_starts_from_the_latest_measured_choice(
