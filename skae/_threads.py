@@ -129,10 +129,15 @@ def fixed_threads(n_threads: int) -> Iterator[None]:
     >>> X = np.random.RandomState(0).normal(size=(100, 8))
     >>> with fixed_threads(1):
     ...     ae = AutoencoderTransformer(max_iter=2, random_state=0).fit(X)
+    ...     codes = ae.transform(X)
+    >>> codes.shape
+    (100, 2)
     """
     global _fixed_threads
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ValueError(f"n_threads must be an int of at least 1, got {n_threads!r}.")
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int):
+        raise TypeError(f"n_threads must be an int, got {n_threads!r}.")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
     previous, _fixed_threads = _fixed_threads, n_threads
     try:
         yield

@@ -95,11 +95,20 @@ def test_fixed_threads_pins_the_count_within_the_ceiling():
     assert skae._threads._fixed_threads is None
 
 
-@pytest.mark.parametrize("n_threads", [0, 1.5, True, "2"])
-def test_fixed_threads_rejects_non_counts(n_threads):
-    with pytest.raises(ValueError, match="n_threads must be an int of at least 1"):
+@pytest.mark.parametrize(
+    ("n_threads", "error", "message"),
+    [
+        (0, ValueError, "n_threads must be at least 1, got 0"),
+        (1.5, TypeError, "n_threads must be an int, got 1.5"),
+        (True, TypeError, "n_threads must be an int, got True"),
+        ("2", TypeError, "n_threads must be an int, got '2'"),
+    ],
+)
+def test_fixed_threads_rejects_non_counts(n_threads, error, message):
+    with pytest.raises(error, match=message):
         with fixed_threads(n_threads):
             pass
+    assert skae._threads._fixed_threads is None
 
 
 def timed_steps(chooser, n_steps, seconds_at):
