@@ -5,6 +5,7 @@ from skae._autoencoder import AutoencoderTransformer
 from skae._compare import compare
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
+from skae._threads import fixed_threads
 from skae._variational import VariationalAutoencoder
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __all__ = [
     "VariationalAutoencoder",
     "__version__",
     "compare",
+    "fixed_threads",
     "load",
     "save",
 ]

@@ -26,15 +26,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from skae._data import (
+    INFERENCE_BATCH_SIZE,
     batch_bounds,
     iter_row_batches,
     map_batches,
     resolve_device,
     to_tensor,
 )
+from skae._inference import inference_module
 from skae._networks import (
     ACTIVATIONS,
     LOSSES,
@@ -51,7 +54,7 @@ from skae._networks import (
     with_linear_path,
 )
 from skae._progress import progress_wanted
-from skae._threads import global_rng_lock, torch_thread_budget
+from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
 from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
 
 FLOAT_DTYPES = [np.float64, np.float32]
@@ -651,7 +654,7 @@ class AutoencoderTransformer(
 
         with (
             global_rng_lock,
-            torch_thread_budget(),
+            torch_thread_budget() as max_threads,
             torch.random.fork_rng(devices=cuda_devices),
         ):
             standardize = Standardize(*_as_tensors(mean, scale)).to(device)
@@ -681,6 +684,9 @@ class AutoencoderTransformer(
                             _principal_axes(rows, n_components, seed),
                         )
                     network = network.to(device)
+                threads = choose_threads(
+                    network, X_train[:2], config.batch_size, max_threads, training=True
+                )
                 result = train(
                     network,
                     X_train,
@@ -697,6 +703,7 @@ class AutoencoderTransformer(
                     optimizer_state=self._optimizer_state
                     if incremental and continuing
                     else None,
+                    threads=threads,
                 )
                 if result.kept_start and train_rows is not None:
                     # The start won: make it PCA of all rows, as a user's PCA is.
@@ -950,11 +957,24 @@ class AutoencoderTransformer(
 
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
         device = resolve_device(self.device)
-        function: Callable[[torch.Tensor], torch.Tensor] = _for_inference(
-            module, device, X.dtype
-        )
-        with torch_thread_budget():
-            output = map_batches(function, X, n_outputs, device=device, dtype=X.dtype)
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
+        function = inference_module(module, device, torch_dtype)
+        with torch_thread_budget() as max_threads:
+            threads = choose_threads(
+                function,
+                to_tensor(X[:2], device, torch_dtype),
+                min(X.shape[0], INFERENCE_BATCH_SIZE),
+                max_threads,
+                training=False,
+            )
+            output = map_batches(
+                function,
+                X,
+                n_outputs,
+                device=device,
+                dtype=X.dtype,
+                threads=threads,
+            )
         return _finite_output(output, X.dtype, module)
 
 
@@ -1083,7 +1103,7 @@ def _check_network_widths(
 
 def _pca_components_for(X: np.ndarray, fraction: float) -> int:
     """PCA's number of components explaining ``fraction`` of X's variance."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
         pca = PCA(n_components=fraction, svd_solver="full").fit(X)
     return max(1, int(pca.n_components_))
 
@@ -1130,9 +1150,21 @@ def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor
     n_axes = min(n_components, *X.shape)
     # Data without variance (one row, constant columns) has arbitrary axes,
     # and PCA warns dividing its zero variances: harmless for a start.
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
         pca = PCA(n_components=n_axes, random_state=seed).fit(X)
     return torch.as_tensor(pca.components_, dtype=torch.float32)
+
+
+def _one_blas_thread() -> threadpool_limits:
+    """Run NumPy's BLAS and LAPACK on one thread for the block.
+
+    PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
+    shares its core with any other busy process: with one process spinning
+    beside it on 2 cores, PCA's start of a 10,000 x 784 fit took 9.8 s instead
+    of a fraction of a second. On one thread it costs little more on a quiet
+    machine, and its result does not depend on the machine's core count.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
@@ -1159,21 +1191,6 @@ def _as_tensors(mean: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Ten
         torch.as_tensor(mean, dtype=torch.float32),
         torch.tensor(scale, dtype=torch.float32),
     )
-
-
-def _for_inference(
-    module: nn.Module, device: torch.device, dtype: np.dtype
-) -> nn.Module:
-    """Return the fitted module, or a copy on ``device`` computing in ``dtype``.
-
-    Networks train in float32. float64 input is run through a float64 copy, so
-    a row's output does not depend on which other rows share its batch, and
-    fitted modules themselves stay on the CPU.
-    """
-    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    if device.type == "cpu" and torch_dtype == torch.float32:
-        return module
-    return copy.deepcopy(module).to(device, torch_dtype)
 
 
 def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:

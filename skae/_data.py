@@ -7,6 +7,7 @@ Nothing here knows about scikit-learn or about how a network was trained.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -86,17 +87,21 @@ def map_batches(
     device: torch.device,
     dtype: np.dtype,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    threads: AbstractContextManager[object] | None = None,
 ) -> np.ndarray:
     """Apply a tensor function to X batch by batch, into one output array.
 
     Batches go in as tensors of the output's dtype. Only one batch lives on the
     device at a time, so memory beyond X and the result stays bounded whatever
-    the number of rows.
+    the number of rows. ``threads`` is entered around each batch (it sets
+    torch's thread count); ``None`` leaves the count alone.
     """
     output = np.empty((X.shape[0], n_outputs), dtype=dtype)
     tensor_dtype = torch.from_numpy(output[:0]).dtype
+    batch_threads = threads if threads is not None else nullcontext()
     with torch.inference_mode():
         for start, stop, rows in iter_row_batches(X, batch_size):
-            result = function(to_tensor(rows, device, tensor_dtype))
+            with batch_threads:
+                result = function(to_tensor(rows, device, tensor_dtype))
             output[start:stop] = result.cpu().numpy()
     return output

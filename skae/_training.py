@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from skae._data import INFERENCE_BATCH_SIZE, batch_bounds
 from skae._progress import progress_bar
+from skae._threads import ThreadChooser
 
 SOLVERS = ("adam", "adamw", "sgd")
 
@@ -112,20 +114,24 @@ def run_epoch(
     batch_size: int,
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    threads: ThreadChooser | None = None,
 ) -> torch.Tensor:
     """One pass over X in shuffled mini-batches; returns the mean loss, on device.
 
     The loss stays on the device so the epoch needs no host synchronisation.
+    ``threads`` sets torch's thread count for each step; ``None`` leaves it.
     """
     network.train()
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
+    step_threads = threads if threads is not None else nullcontext()
     for start, stop in batch_bounds(n_samples, batch_size):
-        loss = batch_loss(X[order[start:stop]])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with step_threads:
+            loss = batch_loss(X[order[start:stop]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         total += loss.detach() * (stop - start)
@@ -155,6 +161,7 @@ def train(
     generator: torch.Generator,
     optimizer_state: dict[str, Any] | None = None,
     start_is_candidate: bool = False,
+    threads: ThreadChooser | None = None,
 ) -> TrainingResult:
     """Train ``network`` in place for up to ``config.max_iter`` epochs.
 
@@ -166,7 +173,8 @@ def train(
     epochs; with it, do the same on the validation loss and restore the weights
     of the best validation epoch. With ``start_is_candidate``, the untrained
     network competes too: the best epoch replaces it only when it does
-    better on the validation rows.
+    better on the validation rows. ``threads`` sets torch's thread count for
+    each training step.
 
     Raises
     ------
@@ -207,6 +215,7 @@ def train(
                 config.batch_size,
                 generator,
                 scheduler,
+                threads,
             )
         ]
         if X_valid is not None:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -45,3 +46,12 @@ def fitted_small(small_data):
         learning_rate_init=0.01,
         random_state=0,
     ).fit(small_data)
+
+
+@pytest.fixture
+def torch_threads():
+    """Give torch 4 threads for the test, so that a share or choice is visible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield 4
+    torch.set_num_threads(before)

@@ -36,15 +36,6 @@ def tiny_autoencoder(**params):
     ).set_params(**params)
 
 
-@pytest.fixture
-def torch_threads():
-    """Give torch 4 threads for the test, so that a share of them is visible."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(4)
-    yield 4
-    torch.set_num_threads(before)
-
-
 def run_in_threads(n_threads, target):
     """Run ``target(index)`` in ``n_threads`` threads; return their results."""
     results = [None] * n_threads
@@ -203,7 +194,7 @@ def test_budget_is_released_when_the_block_raises(torch_threads):
 def lines_before_the_block():
     """Line numbers of torch_thread_budget from its first statement to its yield."""
     lines, first = inspect.getsourcelines(torch_thread_budget.__wrapped__)
-    end = next(i for i, line in enumerate(lines) if line.strip() == "yield")
+    end = next(i for i, line in enumerate(lines) if line.strip().startswith("yield"))
     return range(first + 1, first + end + 1)
 
 
@@ -261,20 +252,20 @@ def test_interrupts_reach_every_statement_before_the_block(torch_threads):
 def test_estimator_runs_torch_within_the_budget(
     small_data, fitted_small, torch_threads, monkeypatch
 ):
-    """fit, transform, inverse_transform and score_samples all take their share."""
+    """fit, transform, inverse_transform and score_samples all take their share.
+
+    The share is the ceiling each call chooses its thread count under.
+    """
     seen = []
+    choose_threads = skae._autoencoder.choose_threads
 
-    def recording(function):
-        def wrapper(*args, **kwargs):
-            seen.append(torch.get_num_threads())
-            return function(*args, **kwargs)
+    def recording(module, rows, rows_per_step, ceiling, **kwargs):
+        seen.append((ceiling, torch.get_num_threads()))
+        chooser = choose_threads(module, rows, rows_per_step, ceiling, **kwargs)
+        assert torch.get_num_threads() <= ceiling
+        return chooser
 
-        return wrapper
-
-    monkeypatch.setattr(skae._autoencoder, "train", recording(skae._autoencoder.train))
-    monkeypatch.setattr(
-        skae._autoencoder, "map_batches", recording(skae._autoencoder.map_batches)
-    )
+    monkeypatch.setattr(skae._autoencoder, "choose_threads", recording)
     occupied, done = threading.Event(), threading.Event()
 
     def occupy_budget():
@@ -296,6 +287,7 @@ def test_estimator_runs_torch_within_the_budget(
     finally:
         done.set()
         neighbour.join()
-    assert seen == [thread_share(torch_threads, 2)] * 4
+    share = thread_share(torch_threads, 2)
+    assert seen == [(share, share)] * 4
     assert torch.get_num_threads() == torch_threads
     assert torch_threads_in_new_thread() == torch_threads

@@ -8,6 +8,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
+import skae._autoencoder
 from skae import AutoencoderTransformer
 from skae._data import INFERENCE_BATCH_SIZE
 from tests.conftest import load_npz_images
@@ -130,29 +131,27 @@ def fitted_wide():
     )
 
 
-def record_batches(module, rows):
-    """Record the number of rows of every batch ``module`` sees."""
-    return module.register_forward_pre_hook(
-        lambda _, inputs: rows.append(len(inputs[0]))
-    )
-
-
 @pytest.mark.parametrize("method", ["transform", "score_samples", "inverse_transform"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_inference_runs_in_bounded_batches(fitted_wide, method, dtype):
+def test_inference_runs_in_bounded_batches(fitted_wide, method, dtype, monkeypatch):
     n_samples = 2 * INFERENCE_BATCH_SIZE + 123
     X = low_rank_data(n_samples, seed=2).astype(dtype)
     if method == "inverse_transform":
         X = fitted_wide.transform(X)
     rows = []
-    module = (
-        fitted_wide.decoder_ if method == "inverse_transform" else fitted_wide.encoder_
-    )
-    handle = record_batches(module, rows)
-    try:
-        out = getattr(fitted_wide, method)(X)
-    finally:
-        handle.remove()
+    map_batches = skae._autoencoder.map_batches
+
+    def recording(function, *args, **kwargs):
+        """Record the number of rows of every batch the network runs on."""
+
+        def run(batch):
+            rows.append(len(batch))
+            return function(batch)
+
+        return map_batches(run, *args, **kwargs)
+
+    monkeypatch.setattr(skae._autoencoder, "map_batches", recording)
+    out = getattr(fitted_wide, method)(X)
     assert out.shape[0] == n_samples
     assert max(rows) <= INFERENCE_BATCH_SIZE
     assert sum(rows) == n_samples
