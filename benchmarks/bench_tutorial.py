@@ -16,7 +16,7 @@ with 32-number codes, fitted one after the other in one run:
   ``--epochs`` epochs on all training rows (no early stopping);
 - tutorial + dropout: the same with dropout 0.5 after the hidden layers;
 - skae defaults: ``AutoencoderTransformer(n_components=32, random_state=0)``,
-  ``max_iter='auto'`` (about 5000 optimiser steps, with early stopping);
+  ``max_iter='auto'`` (about 3500 optimiser steps, with early stopping);
 - PCA with 32 components.
 
 The table gives each model's epochs, test reconstruction MSE (squared pixel

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_epoch_count,
         default=DEFAULT_EPOCHS,
         help="most epochs the autoencoder trains (max_iter), or 'auto' for about "
-        "5000 training steps within 10 to 200 epochs; it stops earlier once its "
+        "3500 training steps within 10 to 200 epochs; it stops earlier once its "
         "validation loss stops improving (default: %(default)s)",
     )
     compare.add_argument(

@@ -92,7 +92,7 @@ class VariationalAutoencoder(AutoencoderTransformer):
         Initial step size of the optimiser.
 
     max_iter : int or 'auto', default='auto'
-        Maximum number of epochs. 'auto' plans about 5000 optimiser steps,
+        Maximum number of epochs. 'auto' plans about 3500 optimiser steps,
         within 10 to 200 epochs.
 
     tol : float, default=1e-4
