@@ -10,6 +10,7 @@ EXAMPLES = (
     "plot_digits_latent_space.py",
     "plot_reconstructions_vs_pca.py",
     "plot_compare.py",
+    "plot_pca_start.py",
     # Everyday use: pipelines, training, files.
     "plot_pipeline_grid_search.py",
     "plot_training_curves.py",
@@ -20,6 +21,7 @@ EXAMPLES = (
     "plot_convolutional.py",
     "plot_variational_samples.py",
     "plot_outlier_detection.py",
+    "plot_tutorial_autoencoders.py",
     "plot_custom_modules.py",
 )
 
