@@ -78,6 +78,19 @@ def mse(model, X: np.ndarray) -> float:
     return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
 
 
+def fit_default(
+    n_components: float, overrides: dict, X_train: np.ndarray
+) -> tuple[AutoencoderTransformer, float]:
+    """Fit the autoencoder with defaults (but ``overrides``); return it and seconds."""
+    model = AutoencoderTransformer(n_components=n_components, random_state=0)
+    model.set_params(**overrides)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X_train)
+    return model, time.perf_counter() - start
+
+
 def code_sizes(fraction: float, overrides: dict) -> None:
     """Print the code size PCA and the autoencoder choose for ``fraction``."""
     print(f"n_components={fraction}: code size and test R² of each method")
@@ -89,13 +102,7 @@ def code_sizes(fraction: float, overrides: dict) -> None:
             continue
         total = float(np.mean((X_test - X_train.mean(axis=0)) ** 2))
         pca = PCA(n_components=fraction).fit(X_train)
-        model = AutoencoderTransformer(n_components=fraction, random_state=0)
-        model.set_params(**overrides)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X_train)
-        seconds = time.perf_counter() - start
+        model, seconds = fit_default(fraction, overrides, X_train)
         print(
             f"| {name} | {pca.n_components_} | {1 - mse(pca, X_test) / total:.3f} "
             f"| {model.n_components_} | {1 - mse(model, X_test) / total:.3f} "
@@ -144,13 +151,7 @@ def main() -> None:
             pca = PCA(n_components=k).fit(X_train)
             pca_ms = 1000 * (time.perf_counter() - start)
             pca_error = mse(pca, X_test)
-            model = AutoencoderTransformer(n_components=k, random_state=0)
-            model.set_params(**overrides)
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(X_train)
-            seconds = time.perf_counter() - start
+            model, seconds = fit_default(k, overrides, X_train)
             ratio = mse(model, X_test) / pca_error
             ratios.append(ratio)
             if len(X_train) + len(X_test) < 500:
