@@ -314,7 +314,9 @@ class AutoencoderTransformer(
         data after each epoch; None when no rows were held out.
 
     best_validation_score_ : float or None
-        Best of ``validation_scores_``; None when no rows were held out.
+        Held-out score of the weights kept: the best of ``validation_scores_``,
+        or the PCA start's when no epoch beat it (the start is then refitted
+        on all rows); None when no rows were held out.
 
     n_iter_ : int
         Number of epochs trained, including earlier calls under ``warm_start``
