@@ -247,6 +247,10 @@ def main() -> None:
     # 1. Overhead at identical settings, interleaved repeats.
     same = dict(
         n_components=K,
+        # The hand-written network: random weights, ReLU, every row trained on.
+        init="random",
+        activation="relu",
+        early_stopping=False,
         hidden_layer_sizes=(256, 128),
         batch_size=BATCH_SIZE,
         learning_rate="constant",
