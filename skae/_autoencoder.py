@@ -667,6 +667,8 @@ class AutoencoderTransformer(
             X_valid = None if valid_rows is None else X_network[valid_rows]
             del X_network
 
+            terms = self._loss_terms()
+
             def fit_network(n_components: int) -> tuple[AutoencoderNet, Any]:
                 """Train a network of this code size, seeded alike for every size."""
                 torch.manual_seed(seed)
@@ -694,15 +696,15 @@ class AutoencoderTransformer(
                     network,
                     X_train,
                     X_valid,
-                    batch_loss=partial(network.training_loss, terms=self._loss_terms()),
+                    batch_loss=partial(network.training_loss, terms=terms),
                     config=config,
                     generator=generator,
                     # Denoising and sparse codes ask for more than PCA's
                     # reconstruction: their start does not compete.
                     start_is_candidate=self._starts_from_pca()
                     and not continuing
-                    and self.noise is None
-                    and not self.sparsity,
+                    and terms.noise is None
+                    and not terms.sparsity,
                     optimizer_state=self._optimizer_state
                     if incremental and continuing
                     else None,
@@ -906,7 +908,7 @@ class AutoencoderTransformer(
         # for sparsity: choosing epochs by it would undo what they ask for.
         if self.early_stopping == "auto" and (
             n_samples * self.validation_fraction < MIN_AUTO_VALIDATION_ROWS
-            or getattr(self, "sparsity", 0)
+            or self._loss_terms().sparsity
         ):
             return None, None
         n_valid = int(np.ceil(self.validation_fraction * n_samples))

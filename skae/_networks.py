@@ -343,6 +343,10 @@ class LinearWithResidual(nn.Module):
         return self.linear(x) + self.residual(x)
 
 
+# Layers whose weights with_linear_path zeroes, the last of each network.
+_WEIGHTED_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
 def with_linear_path(
     encoder: nn.Module, decoder: nn.Module, n_features: int, n_components: int
 ) -> tuple[LinearWithResidual, LinearWithResidual]:
@@ -359,9 +363,6 @@ def with_linear_path(
         LinearWithResidual(nn.Linear(n_features, n_components), encoder),
         LinearWithResidual(nn.Linear(n_components, n_features), decoder),
     )
-
-
-_WEIGHTED_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 
 
 @torch.no_grad()

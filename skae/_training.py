@@ -57,7 +57,7 @@ class TrainingResult:
     start_valid_loss: float | None = None
     # Validation loss of the weights kept: the best epoch's, or the start's.
     best_valid_loss: float | None = None
-    # Whether the untrained start was kept: no epoch was clearly better.
+    # Whether the untrained start was kept: no epoch did better on validation.
     kept_start: bool = False
     stopped_early: bool = False
     optimizer_state: dict[str, Any] = field(default_factory=dict)
@@ -147,8 +147,6 @@ def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
             rows = X[start:stop]
             total += torch.sum((network(rows) - rows) ** 2) / X.shape[1]
     return total / X.shape[0]
-
-
 
 
 def train(
