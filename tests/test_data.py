@@ -71,3 +71,24 @@ def test_map_batches_matches_whole_array(dtype):
     )
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, 2 * X[:, :2])
+
+
+def test_map_batches_checks_only_batches_whose_sum_is_not_finite():
+    X = np.ones((12, 3), dtype=np.float32)
+    X[5, 0] = np.nan
+    X[10:, :] = 3e38  # finite rows whose float32 sum overflows
+    checked = []
+    out = map_batches(
+        lambda x: x[:, :1],
+        X,
+        1,
+        device=torch.device("cpu"),
+        dtype=np.float32,
+        batch_size=4,
+        check_rows=lambda rows: checked.append(rows.copy()),
+    )
+    # Batches 4-7 (NaN) and 8-11 (overflowing sum) were checked; a check that
+    # returns lets the batch through.
+    assert [rows.shape for rows in checked] == [(4, 3), (4, 3)]
+    assert np.isnan(checked[0][1, 0]) and checked[1][-1, 0] == np.float32(3e38)
+    np.testing.assert_array_equal(out, X[:, :1])

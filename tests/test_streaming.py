@@ -157,6 +157,28 @@ def test_inference_runs_in_bounded_batches(fitted_wide, method, dtype, monkeypat
     assert sum(rows) == n_samples
 
 
+@pytest.mark.parametrize("method", ["transform", "score_samples", "inverse_transform"])
+@pytest.mark.parametrize(("value", "message"), [(np.nan, "NaN"), (-np.inf, "infinity")])
+def test_non_finite_value_in_a_late_batch_is_refused(
+    fitted_wide, method, value, message
+):
+    """NaN and infinity are checked batch by batch: the last batch counts too."""
+    X = low_rank_data(2 * INFERENCE_BATCH_SIZE + 5, seed=4)
+    if method == "inverse_transform":
+        X = fitted_wide.transform(X)
+    X[-1, -1] = value
+    with pytest.raises(ValueError, match=f"Input X contains {message}"):
+        getattr(fitted_wide, method)(X)
+
+
+def test_finite_rows_whose_sum_overflows_reach_the_overflow_check(fitted_wide):
+    """Finite rows that overflow only as a sum are not called NaN or infinity."""
+    X = low_rank_data(INFERENCE_BATCH_SIZE + 5, seed=5).astype(np.float32)
+    X[:2] = np.float32(3e38)
+    with pytest.raises(ValueError, match="The network overflowed in float32"):
+        fitted_wide.transform(X)
+
+
 def test_inference_on_read_only_memmap_matches_memory(fitted_wide, tmp_path):
     X = low_rank_data(1000, seed=3)
     X_disk = to_memmap(X, tmp_path / "x.f32")
