@@ -94,11 +94,18 @@ def torch_thread_budget() -> Iterator[int]:
 # -- how many of its threads a call uses ------------------------------------------
 
 # Multiply-adds per step (one training batch, or one inference batch) below
-# which a step runs on one thread, always. Waking a team of threads costs more
-# than it saves on steps this small: the default network on the digits (64
-# features, batches of 256) does about 26 million, on MNIST (784 features)
-# about 134 million. A fixed rule, not a timing, so small fits stay bit-identical.
-SMALL_STEP = 50_000_000
+# which a step runs on one thread, always. A training step counts its forward
+# pass three times (the backward pass costs about two more), an inference step
+# once. Waking a team of threads costs more than it saves on steps this small,
+# and on a busy machine a team whose second thread shares a core waits on it
+# at every step: the default network on the digits (64 features) does about
+# 77 million per training batch of 256 rows and 51 million per inference batch
+# (its encoder) and runs on one thread; on MNIST (784 features) about 400 and
+# 270 million, which are timed. A fixed rule, not a timing, so small fits stay
+# bit-identical.
+SMALL_STEP = 150_000_000
+# Multiply-adds of a training step, as multiples of its forward pass.
+TRAINING_STEP_FACTOR = 3
 
 _fixed_threads: int | None = None
 
@@ -319,7 +326,8 @@ def choose_threads(
     """Decide how a call's steps pick their thread count.
 
     A pinned count (:func:`fixed_threads`) or a ceiling of one thread fixes
-    it; so does a step of fewer than :data:`SMALL_STEP` multiply-adds, at one
+    it; so does a step of fewer than :data:`SMALL_STEP` multiply-adds (the
+    forward pass's, times :data:`TRAINING_STEP_FACTOR` in training), at one
     thread. Larger steps off the CPU keep the ceiling. Larger CPU steps are
     timed: training measures from its first step, inference starts from the
     latest choice measured in this process (or the ceiling) and measures once
@@ -329,7 +337,8 @@ def choose_threads(
         return ThreadChooser([min(_fixed_threads, ceiling)])
     if ceiling == 1 or rows.device.type != "cpu":
         return ThreadChooser([ceiling])
-    if multiply_adds_per_row(module, rows) * rows_per_step < SMALL_STEP:
+    passes = TRAINING_STEP_FACTOR if training else 1
+    if multiply_adds_per_row(module, rows) * rows_per_step * passes < SMALL_STEP:
         return ThreadChooser([1])
     candidates = sorted({ceiling, *(2**i for i in range(ceiling.bit_length()))})
     candidates = [count for count in candidates if count <= ceiling]

@@ -16,6 +16,7 @@ from skae._inference import inference_module
 from skae._networks import LinearWithResidual
 from skae._threads import (
     SMALL_STEP,
+    TRAINING_STEP_FACTOR,
     ThreadChooser,
     choose_threads,
     multiply_adds_per_row,
@@ -74,6 +75,15 @@ def test_small_steps_run_on_one_thread_whatever_the_ceiling():
     rows = torch.zeros(2, 64)
     assert choose_threads(small, rows, 256, 4, training=True).candidates == [1]
     assert 64 * 64 * 256 < SMALL_STEP
+
+
+def test_a_training_step_counts_its_backward_pass():
+    """The same batch is a large step in training and a small one in inference."""
+    layer, rows = nn.Linear(1000, 250), torch.zeros(2, 1000)
+    forward = 1000 * 250 * 256
+    assert forward < SMALL_STEP <= TRAINING_STEP_FACTOR * forward
+    assert choose_threads(layer, rows, 256, 2, training=True).candidates == [1, 2]
+    assert choose_threads(layer, rows, 256, 2, training=False).candidates == [1]
 
 
 def test_large_steps_try_every_power_of_two_up_to_the_ceiling():
