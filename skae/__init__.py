@@ -7,8 +7,7 @@ from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
 from skae._threads import fixed_threads
 from skae._variational import VariationalAutoencoder
-
-__version__ = "0.1.0"
+from skae._version import __version__
 
 __all__ = [
     "AutoencoderOutlierDetector",

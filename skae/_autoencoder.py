@@ -1,88 +1,29 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The scikit-learn face: parameters, validation, fitted attributes, tags."""
+"""The autoencoder transformer: a non-linear drop-in for PCA."""
 
 from __future__ import annotations
 
-import copy
-import sys
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 from torch import nn
 
-from skae._data import (
-    INFERENCE_BATCH_SIZE,
-    batch_bounds,
-    iter_row_batches,
-    map_batches,
-    resolve_device,
-    to_tensor,
-)
-from skae._inference import inference_module
+from skae._base import SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
 from skae._networks import (
     ACTIVATIONS,
-    LOSSES,
-    NOISES,
     AutoencoderNet,
     LossTerms,
-    RowSquaredError,
     SigmoidDecoder,
-    Standardize,
-    Unstandardize,
-    build_convolutional,
-    build_dense,
-    start_from_pca,
+    check_widths,
     with_linear_path,
 )
-from skae._progress import progress_wanted
-from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
-from skae._training import SOLVERS, TrainingConfig, reconstruction_error, train
-
-FLOAT_DTYPES = [np.float64, np.float32]
-# Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
-# small and large data sets alike (see benchmarks/bench_training.py).
-AUTO_STEPS = 3500
-# early_stopping='auto' holds out validation rows once they would number this
-# many; fewer are too noisy to choose the best epoch with.
-MIN_AUTO_VALIDATION_ROWS = 10
-# Parameters that fix the network's shape; warm_start cannot change them.
-ARCHITECTURE_PARAMS = (
-    "n_components",
-    "init",
-    "hidden_layer_sizes",
-    "activation",
-    "code_activation",
-    "loss",
-    "dropout",
-    "batch_norm",
-    "image_shape",
-    "conv_channels",
-    "network",
-)
 
 
-class AutoencoderTransformer(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class AutoencoderTransformer(BaseAutoencoder):
     """Autoencoder dimensionality reduction, a non-linear drop-in for PCA.
 
     A neural network learns an encoder that maps each sample to
@@ -188,10 +129,10 @@ class AutoencoderTransformer(
 
     max_iter : int or 'auto', default='auto'
         Maximum number of epochs (passes over the training data). 'auto' plans
-        about 3500 optimiser steps, within 10 to 200 epochs: 200 epochs on a
-        data set of a thousand rows, 17 on 60 000 rows at the default batch
-        size (54 000 of them train, the rest held out), so that large data
-        sets train in bounded time.
+        about 3500 optimiser steps, within 10 to 200 epochs, so that large
+        data sets train in bounded time: 200 epochs on a thousand training
+        rows, 17 on 54 000 (60 000 rows, 10% held out) at the default batch
+        size.
 
     tol : float, default=1e-4
         Training stops once the monitored loss has not improved by at least
@@ -263,10 +204,11 @@ class AutoencoderTransformer(
         ``conv_channels`` are then unused.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and the validation
-        split. Pass an int for results that are identical, bit for bit, from
-        one call to the next on CPU. Fitting never changes torch's global
-        random state.
+        Seeds weight initialisation, shuffling, dropout, the noise of
+        denoising, the codes a variational autoencoder draws in training and
+        the validation split. Pass an int for results that are identical, bit
+        for bit, from one call to the next on CPU. Fitting never changes
+        torch's global random state.
 
     verbose : bool, default=False
         Print the training (and validation) loss after each epoch.
@@ -383,40 +325,14 @@ class AutoencoderTransformer(
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **SHARED_CONSTRAINTS,
         "n_components": [
             Interval(Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="neither"),
         ],
         "init": [StrOptions({"pca", "random"})],
-        "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
         "code_activation": [StrOptions(set(ACTIVATIONS))],
-        "loss": [StrOptions(set(LOSSES))],
-        "solver": [StrOptions(set(SOLVERS))],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 1, None, closed="left"),
-        ],
-        "learning_rate": [StrOptions({"cosine", "constant"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": [StrOptions({"auto"}), "boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_norm": ["boolean"],
-        "noise": [StrOptions(set(NOISES)), None],
-        "noise_level": [Interval(Real, 0, None, closed="left")],
         "sparsity": [Interval(Real, 0, None, closed="left")],
-        "image_shape": ["array-like", None],
-        "conv_channels": ["array-like"],
-        "network": [callable, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "device": [str, torch.device],
     }
 
     def __init__(
@@ -480,745 +396,46 @@ class AutoencoderTransformer(
         self.warm_start = warm_start
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: npt.ArrayLike, y: object = None) -> AutoencoderTransformer:
-        """Fit the autoencoder to X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        self : AutoencoderTransformer
-            The fitted estimator.
-        """
-        continuing = self.warm_start and hasattr(self, "encoder_")
-        with self._unchanged_on_failure():
-            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
-            self._train(X, continuing=continuing, incremental=False)
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X: npt.ArrayLike, y: object = None) -> AutoencoderTransformer:
-        """Train for one epoch on X, continuing from the current weights.
-
-        The first call fits the input standardisation on X and builds the
-        network; later calls keep both and resume the optimiser's state, so a
-        data set too large for memory can be streamed in chunks, as with
-        :class:`~sklearn.decomposition.IncrementalPCA`. Early stopping does not
-        apply.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            A batch of training data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        self : AutoencoderTransformer
-            The updated estimator.
-        """
-        continuing = hasattr(self, "encoder_")
-        if continuing:
-            # _fit_context validates only a first partial_fit; set_params may
-            # have changed a parameter since.
-            self._validate_params()
-        with self._unchanged_on_failure():
-            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
-            self._train(X, continuing=continuing, incremental=True)
-        return self
-
-    def transform(self, X: npt.ArrayLike) -> np.ndarray:
-        """Encode X into codes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_components)
-            Codes, with the dtype of X (float32 or float64).
-        """
-        check_is_fitted(self)
-        X = self._validate_for_inference(X)
-        return self._map(self.encoder_, X, self._n_features_out)
-
-    def inverse_transform(self, X: npt.ArrayLike) -> np.ndarray:
-        """Decode codes back into the input space, in the input's units.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Codes, as returned by ``transform``.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, `n_features_in_`)
-            Reconstructions, with the dtype of the codes.
-        """
-        check_is_fitted(self)
-        # NaN and infinity are refused batch by batch in _map.
-        X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
-        if X.shape[1] != self._n_features_out:
-            raise ValueError(
-                f"inverse_transform expects {self._n_features_out} columns "
-                f"(n_components={self._n_features_out}), got {X.shape[1]}."
-            )
-        return self._map(self.decoder_, X, self.n_features_in_)
-
-    def score_samples(self, X: npt.ArrayLike) -> np.ndarray:
-        """Negative mean squared reconstruction error of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to reconstruct.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
-            squared input units; higher is better.
-        """
-        check_is_fitted(self)
-        X = self._validate_for_inference(X)
-        errors = self._map(RowSquaredError(self.encoder_, self.decoder_), X, 1)
-        return -errors.ravel().astype(np.float64)
-
-    def score(self, X: npt.ArrayLike, y: object = None) -> float:
-        """Negative mean squared reconstruction error of X; higher is better.
-
-        This lets :class:`~sklearn.model_selection.GridSearchCV` tune the
-        autoencoder without labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to reconstruct.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`.
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    def __sklearn_tags__(self) -> Any:
-        """Declare that transform keeps float32 and float64 inputs' dtype.
-
-        Binary cross-entropy refuses negative input (and input above 1).
-        """
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.input_tags.positive_only = self.loss == "binary_crossentropy"
-        return tags
-
-    # -- training ---------------------------------------------------------------
-
-    def _train(self, X: np.ndarray, *, continuing: bool, incremental: bool) -> None:
-        """Train on validated X and, only when that succeeds, set fitted attributes."""
-        if continuing:
-            self._check_same_architecture()
-        if self.loss == "binary_crossentropy":
-            _check_unit_interval(X, type(self).__name__)
-        n_samples = X.shape[0]
-        rng = check_random_state(self.random_state)
-        n_iter_before = self.n_iter_ if continuing else 0
-        # Later warm-start or partial_fit calls shuffle differently from the first.
-        seed = (int(rng.randint(np.iinfo(np.int32).max)) + n_iter_before) % 2**31
-        device = resolve_device(self.device)
-        if continuing:
-            mean, scale = self.mean_, self.scale_
-        else:
-            mean, scale = _standardization(X)
-        train_rows, valid_rows = self._split_validation(n_samples, rng, incremental)
-        n_train = n_samples if train_rows is None else len(train_rows)
-        config = self._training_config(n_train, scale, incremental)
-        if self.batch_norm and min(n_train, config.batch_size) < 2:
-            raise ValueError(
-                "batch_norm=True needs at least 2 samples per training batch, got "
-                f"batch_size={config.batch_size} and n_samples={n_train} to train "
-                "on; add data, raise batch_size or set batch_norm=False."
-            )
-        cuda_devices = [device.index or 0] if device.type == "cuda" else []
-
-        with (
-            global_rng_lock,
-            torch_thread_budget() as max_threads,
-            torch.random.fork_rng(devices=cuda_devices),
-        ):
-            standardize = Standardize(*_as_tensors(mean, scale)).to(device)
-            with torch.no_grad():
-                X_network = standardize(to_tensor(X, device))
-            X_train = X_network if train_rows is None else X_network[train_rows]
-            X_valid = None if valid_rows is None else X_network[valid_rows]
-            del X_network
-
-            terms = self._loss_terms()
-
-            def fit_network(n_components: int) -> tuple[AutoencoderNet, Any]:
-                """Train a network of this code size, seeded alike for every size."""
-                torch.manual_seed(seed)
-                generator = torch.Generator(device).manual_seed(seed)
-                if continuing:
-                    # Train a copy: a failure leaves the fitted network intact.
-                    network = copy.deepcopy(self._network).to(device)
-                else:
-                    network = self._build_network(X.shape[1], n_components)
-                    _set_standardization(network, mean, scale)
-                    if self._starts_from_pca():
-                        # PCA of the training rows only: the held-out rows judge
-                        # the start as fairly as they judge the epochs.
-                        rows = X if train_rows is None else X[train_rows.numpy()]
-                        start_from_pca(
-                            network.encoder,
-                            network.decoder,
-                            _principal_axes(rows, n_components, seed),
-                        )
-                    network = network.to(device)
-                threads = choose_threads(
-                    network, X_train[:2], config.batch_size, max_threads, training=True
-                )
-                result = train(
-                    network,
-                    X_train,
-                    X_valid,
-                    batch_loss=partial(network.training_loss, terms=terms),
-                    config=config,
-                    generator=generator,
-                    # Denoising and sparse codes ask for more than PCA's
-                    # reconstruction: their start does not compete.
-                    start_is_candidate=self._starts_from_pca()
-                    and not continuing
-                    and terms.noise is None
-                    and not terms.sparsity,
-                    optimizer_state=self._optimizer_state
-                    if incremental and continuing
-                    else None,
-                    threads=threads,
-                )
-                if result.kept_start and train_rows is not None:
-                    # The start won: make it PCA of all rows, as a user's PCA is.
-                    start_from_pca(
-                        network.encoder,
-                        network.decoder,
-                        _principal_axes(X, n_components, seed).to(device),
-                    )
-                return network, result
-
-            if continuing:
-                n_components = self._n_features_out
-                network, result = fit_network(n_components)
-            elif isinstance(self.n_components, Integral):
-                n_components = int(self.n_components)
-                network, result = fit_network(n_components)
-            else:
-                n_components, network, result = _smallest_sufficient_code(
-                    fit_network,
-                    _pca_components_for(X, self.n_components),
-                    self.n_components,
-                    X_train if X_valid is None else X_valid,
-                )
-        network.cpu()
-
-        # All fitted attributes in one block, after training succeeded.
-        loss_curve = (
-            [*self.loss_curve_, *result.train_losses]
-            if continuing
-            else result.train_losses
-        )
-        self._install_network(network, mean, scale, n_components)
-        self._optimizer_state = _state_to_cpu(result.optimizer_state)
-        self.loss_curve_ = loss_curve
-        self.n_iter_ = n_iter_before + len(result.train_losses)
-        if X_valid is not None:
-            previous = (
-                self.validation_scores_
-                if continuing and self.validation_scores_
-                else []
-            )
-            self.validation_scores_ = [
-                *previous,
-                *(-loss for loss in result.valid_losses),
-            ]
-            # The score of the weights kept, which may be the untrained start's.
-            self.best_validation_score_ = (
-                max(self.validation_scores_)
-                if result.best_valid_loss is None
-                else -result.best_valid_loss
-            )
-            self.best_loss_ = None
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.best_loss_ = min(loss_curve)
-        if not incremental and not result.stopped_early:
-            warnings.warn(
-                f"Stochastic Optimizer: Maximum iterations ({config.max_iter}) reached "
-                "and the optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-
-    def _install_network(
-        self,
-        network: AutoencoderNet,
-        mean: np.ndarray,
-        scale: float,
-        n_components: int,
-    ) -> None:
-        """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
-        self._network = network.eval()
-        self._architecture = self._architecture_params()
-        self._n_features_out = self.n_components_ = n_components
-        self.mean_, self.scale_ = mean, scale
-        # Loaded networks take the standardisation of mean_ and scale_ too.
-        _set_standardization(network, mean, scale)
-        self.encoder_ = nn.Sequential(
-            Standardize(*_as_tensors(mean, scale)), network.code_path()
-        ).eval()
-        if isinstance(network.decoder, SigmoidDecoder):
-            # Exactly the sigmoid, where unstandardising would round past 0 or 1.
-            self.decoder_ = network.decoder.probabilities().eval()
-        else:
-            self.decoder_ = nn.Sequential(
-                network.decoder, Unstandardize(*_as_tensors(mean, scale))
-            ).eval()
-
-    # Variational subclasses set these: a network class and a wider encoder.
-    _network_class: ClassVar[type[AutoencoderNet]] = AutoencoderNet
-    _encoder_width_factor: ClassVar[int] = 1
-
-    def _code_activation(self) -> str:
-        return str(self.code_activation)
-
-    def _starts_from_pca(self) -> bool:
+    def _starts_from_pca(self, architecture: dict[str, Any]) -> bool:
         """Whether ``fit`` starts the built-in network at PCA's solution.
 
         Only a network that can compute PCA's reconstruction starts there: a
         linear code and output (no code activation, no sigmoid).
         """
         return (
-            self._encoder_width_factor == 1
-            and self.network is None
-            and self.init == "pca"
-            and self._code_activation() == "identity"
-            and self.loss == "squared_error"
+            architecture["network"] is None
+            and architecture["init"] == "pca"
+            and architecture["code_activation"] == "identity"
+            and architecture["loss"] == "squared_error"
         )
 
-    def _build_network(self, n_features: int, n_components: int) -> AutoencoderNet:
-        """Build the untrained network the parameters describe.
+    def _build_network(
+        self, architecture: dict[str, Any], n_features: int, n_components: int
+    ) -> AutoencoderNet:
+        """Build the untrained network ``architecture`` describes.
 
         With ``init='pca'``, a linear encoder and decoder sit beside the
         built-in networks, whose last layers start at zero. The code activation
         follows the encoder; with ``loss='binary_crossentropy'`` the decoder's
         outputs are the logits of a :class:`SigmoidDecoder`.
         """
-        n_outputs = self._encoder_width_factor * n_components
-        if self.network is not None:
-            encoder, decoder = _module_pair(self.network(n_features, n_outputs))
-        elif self.image_shape is not None:
-            image_shape = _image_shape(self.image_shape, n_features)
-            encoder, decoder = build_convolutional(
-                image_shape,
-                n_outputs,
-                n_components,
-                _positive_ints(self.conv_channels, "conv_channels"),
-                _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
-                activation=self.activation,
-                dropout=self.dropout,
-                batch_norm=self.batch_norm,
-            )
-        else:
-            encoder, decoder = build_dense(
-                n_features,
-                n_outputs,
-                n_components,
-                _positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes"),
-                activation=self.activation,
-                dropout=self.dropout,
-                batch_norm=self.batch_norm,
-            )
-        if self._starts_from_pca():
+        encoder, decoder = build_layers(
+            architecture, n_features, n_components, n_components
+        )
+        if self._starts_from_pca(architecture):
             encoder, decoder = with_linear_path(
                 encoder, decoder, n_features, n_components
             )
-        if self._code_activation() != "identity":
-            encoder = nn.Sequential(encoder, ACTIVATIONS[self._code_activation()]())
-        if self.loss == "binary_crossentropy":
+        if architecture["code_activation"] != "identity":
+            activation = ACTIVATIONS[architecture["code_activation"]]
+            encoder = nn.Sequential(encoder, activation())
+        if architecture["loss"] == "binary_crossentropy":
             decoder = SigmoidDecoder(decoder, n_features)
-        if self._encoder_width_factor == 1:
-            network = self._network_class(encoder, decoder)
-        else:
-            network = self._network_class(encoder, decoder, n_components)
-        _check_network_widths(network, n_features, n_outputs, n_components)
+        network = AutoencoderNet(encoder, decoder)
+        check_widths(network, n_features, n_components, n_components)
         return network
 
     def _loss_terms(self) -> LossTerms:
         return LossTerms(
             noise=self.noise, noise_level=self.noise_level, sparsity=self.sparsity
         )
-
-    def _training_config(
-        self, n_train: int, scale: float, incremental: bool
-    ) -> TrainingConfig:
-        batch_size = min(256, n_train) if self.batch_size == "auto" else self.batch_size
-        if incremental:
-            max_iter = 1
-        elif self.max_iter == "auto":
-            steps_per_epoch = len(batch_bounds(n_train, batch_size))
-            max_iter = int(np.clip(np.ceil(AUTO_STEPS / steps_per_epoch), 10, 200))
-        else:
-            max_iter = self.max_iter
-        return TrainingConfig(
-            solver=self.solver,
-            learning_rate="constant" if incremental else self.learning_rate,
-            learning_rate_init=self.learning_rate_init,
-            alpha=self.alpha,
-            batch_size=batch_size,
-            max_iter=max_iter,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=bool(self.verbose),
-            progress=not self.verbose and progress_wanted(sys.stderr),
-            loss_scale=scale**2,
-            training_loss_scale=1.0 if self.loss == "binary_crossentropy" else None,
-        )
-
-    def _split_validation(
-        self, n_samples: int, rng: np.random.RandomState, incremental: bool
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Row indices of the training and validation parts (None: no split)."""
-        if incremental or not self.early_stopping:
-            return None, None
-        # Held-out rows judge reconstruction alone, which sparse codes trade
-        # for sparsity: choosing epochs by it would undo what they ask for.
-        if self.early_stopping == "auto" and (
-            n_samples * self.validation_fraction < MIN_AUTO_VALIDATION_ROWS
-            or self._loss_terms().sparsity
-        ):
-            return None, None
-        n_valid = int(np.ceil(self.validation_fraction * n_samples))
-        if n_valid < 1 or n_samples - n_valid < 1:
-            raise ValueError(
-                f"early_stopping=True cannot split n_samples={n_samples} with "
-                f"validation_fraction={self.validation_fraction}; add data, change "
-                "validation_fraction or set early_stopping=False."
-            )
-        order = torch.from_numpy(rng.permutation(n_samples))
-        return order[n_valid:], order[:n_valid]
-
-    def _architecture_params(self) -> dict[str, Any]:
-        params = self.get_params()
-        return {
-            name: copy.deepcopy(params[name])
-            for name in ARCHITECTURE_PARAMS
-            if name in params
-        }
-
-    def _check_same_architecture(self) -> None:
-        changed = {
-            name: value
-            for name, value in self._architecture_params().items()
-            if np.asarray(value, dtype=object).tolist()
-            != np.asarray(self._architecture[name], dtype=object).tolist()
-        }
-        if changed:
-            raise ValueError(
-                f"Cannot continue training after changing {sorted(changed)}: the "
-                "fitted network has another shape. Set warm_start=False to fit a "
-                "new network."
-            )
-
-    @contextmanager
-    def _unchanged_on_failure(self) -> Iterator[None]:
-        """Restore every attribute if the block raises.
-
-        A failed fit or partial_fit then leaves a fitted model as it was, even
-        its feature names, which ``validate_data`` resets before checking values.
-        """
-        saved = dict(self.__dict__)
-        try:
-            yield
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-
-    # -- inference ----------------------------------------------------------------
-
-    def _validate_for_inference(self, X: npt.ArrayLike) -> np.ndarray:
-        """``validate_data`` for a fitted model; NaN and infinity wait for _map."""
-        return validate_data(
-            self, X, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
-        )
-
-    def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
-        """Run a fitted module on X batch by batch; refuse NaN and infinity in X.
-
-        scikit-learn's own check reads all of X before the network does; a
-        batch summed just before the network reads it is still in the cache,
-        which makes the check nearly free (5% of ``transform`` on MNIST).
-        """
-        device = resolve_device(self.device)
-        torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
-        function = inference_module(module, device, torch_dtype)
-        with torch_thread_budget() as max_threads:
-            threads = choose_threads(
-                function,
-                to_tensor(X[:2], device, torch_dtype),
-                min(X.shape[0], INFERENCE_BATCH_SIZE),
-                max_threads,
-                training=False,
-            )
-            output = map_batches(
-                function,
-                X,
-                n_outputs,
-                device=device,
-                dtype=X.dtype,
-                threads=threads,
-                check_rows=partial(assert_all_finite, input_name="X"),
-            )
-        return _finite_output(output, X.dtype, module)
-
-
-def _check_unit_interval(X: np.ndarray, name: str) -> None:
-    """Refuse data outside [0, 1], where binary cross-entropy has no meaning."""
-    low, high = float(np.min(X)), float(np.max(X))
-    if low < 0 or high > 1:
-        problem = "Negative values" if low < 0 else "Values above 1"
-        raise ValueError(
-            f"{problem} in data passed to {name} with loss='binary_crossentropy', "
-            f"which needs X in [0, 1]; got values from {low:g} to {high:g}. Scale "
-            "X into [0, 1] (for instance with MinMaxScaler(clip=True) in front, "
-            "in a Pipeline), or use loss='squared_error'."
-        )
-
-
-def _set_standardization(
-    network: AutoencoderNet, mean: np.ndarray, scale: float
-) -> None:
-    """Give a sigmoid decoder the input standardisation its targets undo."""
-    if isinstance(network.decoder, SigmoidDecoder):
-        network.decoder.set_standardization(*_as_tensors(mean, scale))
-
-
-def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
-    """Check a sequence of positive ints (layer widths, an image shape)."""
-    sizes = np.atleast_1d(np.asarray(values, dtype=object))
-    if sizes.ndim != 1 or not all(
-        isinstance(size, Integral) and not isinstance(size, bool) and size > 0
-        for size in sizes
-    ):
-        raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}.")
-    return tuple(int(size) for size in sizes)
-
-
-def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
-    """Check image_shape against n_features; one -1 is inferred, as in reshape."""
-    mismatch = ValueError(
-        f"image_shape={values!r} must be (channels, height, width) with a product "
-        f"equal to n_features={n_features}; one entry may be -1, inferred from "
-        "n_features."
-    )
-    shape = values
-    sizes = np.atleast_1d(np.asarray(values, dtype=object))
-    inferred = [isinstance(size, Integral) and size == -1 for size in sizes]
-    known = [size for size, infer in zip(sizes, inferred, strict=True) if not infer]
-    if (
-        sizes.ndim == 1
-        and sum(inferred) == 1
-        and all(isinstance(size, Integral) and size > 0 for size in known)
-    ):
-        n_inferred, remainder = divmod(n_features, int(np.prod(known)))
-        if remainder or not n_inferred:
-            raise mismatch
-        shape = [
-            n_inferred if infer else size
-            for size, infer in zip(sizes, inferred, strict=True)
-        ]
-    image_shape = _positive_ints(shape, "image_shape")
-    if len(image_shape) != 3 or np.prod(image_shape) != n_features:
-        raise mismatch
-    return image_shape
-
-
-def _module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
-    """Check that a user's network factory returned (encoder, decoder) modules."""
-    if not (
-        isinstance(result, tuple | list)
-        and len(result) == 2
-        and all(isinstance(part, nn.Module) for part in result)
-    ):
-        raise TypeError(
-            "network must return a pair (encoder, decoder) of torch.nn.Module, "
-            f"got {result!r:.80}."
-        )
-    return result[0], result[1]
-
-
-def _finite_output(
-    output: np.ndarray, dtype: np.dtype, module: nn.Module
-) -> np.ndarray:
-    """Refuse inf or NaN computed from finite, validated input: an overflow."""
-    # Batch by batch: a mask of the whole output would be as large as X is.
-    if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
-        if not all(
-            torch.isfinite(tensor).all() for tensor in module.state_dict().values()
-        ):
-            raise ValueError(
-                "The model's weights hold NaN or inf, so its output would too. "
-                "Training never leaves such weights: they were edited. Fit the "
-                "model again, or load an intact copy."
-            )
-        raise ValueError(
-            f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
-            "large once standardised with mean_ and scale_, so the result would "
-            "hold inf or NaN. Rescale X like the training data, or pass float32 "
-            "data as float64."
-        )
-    return output
-
-
-def _check_network_widths(
-    network: AutoencoderNet, n_features: int, n_outputs: int, n_components: int
-) -> None:
-    """Run two zero rows through a new network, to catch wrong widths early."""
-    network.eval()
-    with torch.no_grad():
-        for part, n_in, n_out in (
-            ("encoder", n_features, n_outputs),
-            ("decoder", n_components, n_features),
-        ):
-            module = getattr(network, part)
-            try:
-                width = module(torch.zeros(2, n_in)).shape[-1]
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"The network's {part} cannot take input of width {n_in}: {exc}"
-                ) from exc
-            if width != n_out:
-                raise ValueError(
-                    f"The network's {part} returns {width} columns, expected "
-                    f"{n_out}; build it for the widths it is given."
-                )
-    network.train()
-
-
-def _pca_components_for(X: np.ndarray, fraction: float) -> int:
-    """PCA's number of components explaining ``fraction`` of X's variance."""
-    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
-        pca = PCA(n_components=fraction, svd_solver="full").fit(X)
-    return max(1, int(pca.n_components_))
-
-
-def _smallest_sufficient_code(
-    fit_network: Callable[[int], tuple[AutoencoderNet, Any]],
-    max_components: int,
-    fraction: float,
-    X_check: torch.Tensor,
-) -> tuple[int, AutoencoderNet, Any]:
-    """Search the smallest code whose reconstruction R² on X_check reaches fraction.
-
-    A bisection over 1..``max_components`` (PCA's own size for the fraction,
-    which the PCA start reaches already), fitting one network per size tried.
-    ``X_check`` holds held-out rows when there are any. If no size reaches
-    the fraction, PCA's size is kept.
-    """
-    total = float(torch.mean(X_check**2))
-    fits: dict[int, tuple[AutoencoderNet, Any]] = {}
-
-    def reaches(n_components: int) -> bool:
-        fits[n_components] = fit_network(n_components)
-        error = float(reconstruction_error(fits[n_components][0], X_check))
-        return total == 0 or 1 - error / total >= fraction
-
-    low, high = 1, max_components
-    while low < high:
-        middle = (low + high) // 2
-        if reaches(middle):
-            high = middle
-        else:
-            low = middle + 1
-    if low not in fits:
-        reaches(low)
-    return low, *fits[low]
-
-
-def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:
-    """Return PCA's axes of X as float32 rows, at most ``n_components`` of them.
-
-    Fewer if X has fewer samples or features. The axes are the same whether X
-    is standardised or not, as skae divides every feature by one common scale.
-    """
-    n_axes = min(n_components, *X.shape)
-    # Data without variance (one row, constant columns) has arbitrary axes,
-    # and PCA warns dividing its zero variances: harmless for a start.
-    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
-        pca = PCA(n_components=n_axes, random_state=seed).fit(X)
-    return torch.as_tensor(pca.components_, dtype=torch.float32)
-
-
-def _one_blas_thread() -> threadpool_limits:
-    """Run NumPy's BLAS and LAPACK on one thread for the block.
-
-    PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
-    shares its core with any other busy process: with one process spinning
-    beside it on 2 cores, PCA's start of a 10,000 x 784 fit took 9.8 s instead
-    of a fraction of a second. On one thread it costs little more on a quiet
-    machine, and its result does not depend on the machine's core count.
-    """
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-feature mean and one common scale (root mean square after centring).
-
-    The scale only conditions the network, so it is estimated from at most
-    about 8192 evenly spaced rows: a fraction of the cost of a full pass.
-    """
-    mean = X.mean(axis=0, dtype=np.float64)
-    rows = X[:: max(1, X.shape[0] // 8192)]
-    scale = float(np.sqrt(np.mean(rows.var(axis=0, dtype=np.float64))))
-    # Zero, too small for the float32 network to divide by, or below float32's
-    # resolution at the data's magnitude (float64 rounding noise): constant data.
-    float32 = np.finfo(np.float32)
-    if not np.isfinite(scale) or scale < max(
-        float32.tiny, float32.eps * float(np.max(np.abs(mean), initial=0.0))
-    ):
-        scale = 1.0
-    return mean, scale
-
-
-def _as_tensors(mean: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return (
-        torch.as_tensor(mean, dtype=torch.float32),
-        torch.tensor(scale, dtype=torch.float32),
-    )
-
-
-def _state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "state": {
-            key: {
-                name: value.cpu() if torch.is_tensor(value) else value
-                for name, value in entry.items()
-            }
-            for key, entry in state["state"].items()
-        },
-        "param_groups": state["param_groups"],
-    }

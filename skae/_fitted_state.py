@@ -21,7 +21,9 @@ import torch
 from sklearn.base import BaseEstimator
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._base import BaseAutoencoder
 from skae._model_file import short_repr
+from skae._networks import all_finite
 from skae._outlier import AutoencoderOutlierDetector
 
 # A rule returns what is wrong with an attribute's value, or None; it may read
@@ -286,17 +288,9 @@ _DETECTOR_RULES: dict[str, tuple[bool, Rule]] = {
     "offset_": (True, _offset),
 }
 _RULES: dict[type, dict[str, tuple[bool, Rule]]] = {
-    AutoencoderTransformer: _TRANSFORMER_RULES,
+    BaseAutoencoder: _TRANSFORMER_RULES,
     AutoencoderOutlierDetector: _DETECTOR_RULES,
 }
-
-
-def all_finite(tensor: torch.Tensor) -> bool:
-    """Check that a floating-point tensor holds no NaN or inf."""
-    # In slices: a mask of the whole tensor would take a quarter of its size.
-    return all(
-        bool(torch.isfinite(part).all()) for part in tensor.reshape(-1).split(2**20)
-    )
 
 
 def _same(saved: Any, derived: Any) -> bool:

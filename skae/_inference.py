@@ -17,9 +17,11 @@ import copy
 import weakref
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from skae._data import iter_row_batches
 from skae._networks import (
     LinearWithResidual,
     RowSquaredError,
@@ -117,3 +119,24 @@ def _end_linear_layers(module: nn.Module, end: int) -> list[nn.Linear]:
     if isinstance(module, nn.Sequential) and len(module) > 0:
         return _end_linear_layers(module[end], end)
     return []
+
+
+def finite_output(output: np.ndarray, dtype: np.dtype, module: nn.Module) -> np.ndarray:
+    """Refuse inf or NaN computed from finite, validated input: an overflow."""
+    # Batch by batch: a mask of the whole output would be as large as X is.
+    if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
+        if not all(
+            torch.isfinite(tensor).all() for tensor in module.state_dict().values()
+        ):
+            raise ValueError(
+                "The model's weights hold NaN or inf, so its output would too. "
+                "Training never leaves such weights: they were edited. Fit the "
+                "model again, or load an intact copy."
+            )
+        raise ValueError(
+            f"The network overflowed in {np.dtype(dtype).name}: X holds values too "
+            "large once standardised with mean_ and scale_, so the result would "
+            "hold inf or NaN. Rescale X like the training data, or pass float32 "
+            "data as float64."
+        )
+    return output

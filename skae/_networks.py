@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import torch
 from torch import nn
@@ -406,6 +407,11 @@ class Standardize(nn.Module):
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
 
+    @classmethod
+    def of(cls, mean: Any, scale: float) -> Standardize:
+        """Make the map for a per-feature ``mean`` and a common ``scale``."""
+        return cls(*standardization_tensors(mean, scale))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardise ``x``, in one pass over it: ``x / scale - mean / scale``."""
         return torch.addcmul(-self.mean / self.scale, x, 1 / self.scale)
@@ -417,3 +423,87 @@ class Unstandardize(Standardize):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``x`` back to input units."""
         return torch.addcmul(self.mean, x, self.scale)
+
+
+def standardization_tensors(
+    mean: Any, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Convert a per-feature mean and a common scale to float32 tensors."""
+    return (
+        torch.as_tensor(mean, dtype=torch.float32),
+        torch.tensor(scale, dtype=torch.float32),
+    )
+
+
+def module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
+    """Check that a user's network factory returned (encoder, decoder) modules."""
+    if not (
+        isinstance(result, tuple | list)
+        and len(result) == 2
+        and all(isinstance(part, nn.Module) for part in result)
+    ):
+        raise TypeError(
+            "network must return a pair (encoder, decoder) of torch.nn.Module, "
+            f"got {result!r:.80}."
+        )
+    return result[0], result[1]
+
+
+def check_widths(
+    network: AutoencoderNet, n_features: int, n_outputs: int, n_components: int
+) -> None:
+    """Run two zero rows through a new network, to catch wrong widths early."""
+    network.eval()
+    with torch.no_grad():
+        for part, n_in, n_out in (
+            ("encoder", n_features, n_outputs),
+            ("decoder", n_components, n_features),
+        ):
+            module = getattr(network, part)
+            try:
+                width = module(torch.zeros(2, n_in)).shape[-1]
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"The network's {part} cannot take input of width {n_in}: {exc}"
+                ) from exc
+            if width != n_out:
+                raise ValueError(
+                    f"The network's {part} returns {width} columns, expected "
+                    f"{n_out}; build it for the widths it is given."
+                )
+    network.train()
+
+
+def load_weights(network: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Make saved tensors the network's weights, after checking each one.
+
+    The network may be built on torch's "meta" device: the tensors are
+    assigned, not copied. Raises ValueError saying what does not fit.
+    """
+    expected = network.state_dict()
+    if sorted(expected) != sorted(weights):
+        raise ValueError(
+            f"its weights {sorted(weights)!r:.200} do not fit the network its "
+            f"parameters describe, which has {sorted(expected)!r:.200}"
+        )
+    for key, tensor in expected.items():
+        if weights[key].shape != tensor.shape or weights[key].dtype != tensor.dtype:
+            raise ValueError(
+                "its weights do not fit the network its parameters describe: "
+                f"{key!r} is {weights[key].dtype} of shape "
+                f"{tuple(weights[key].shape)}, the network's {tensor.dtype} of "
+                f"shape {tuple(tensor.shape)}"
+            )
+        if weights[key].is_floating_point() and not all_finite(weights[key]):
+            raise ValueError(f"its weight {key!r} holds NaN or inf")
+    network.load_state_dict(weights, strict=True, assign=True)
+    if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
+        raise ValueError("the network it describes has tensors the file lacks")
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Check that a floating-point tensor holds no NaN or inf."""
+    # In slices: a mask of the whole tensor would take a quarter of its size.
+    return all(
+        bool(torch.isfinite(part).all()) for part in tensor.reshape(-1).split(2**20)
+    )

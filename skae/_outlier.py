@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -20,7 +18,9 @@ from sklearn.base import (
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skae._autoencoder import FLOAT_DTYPES, AutoencoderTransformer
+from skae._autoencoder import AutoencoderTransformer
+from skae._base import FittedState, unchanged_on_failure
+from skae._checks import FLOAT_DTYPES
 
 
 class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -122,7 +122,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         self : AutoencoderOutlierDetector
             The fitted detector.
         """
-        with _unchanged_on_failure(self):
+        with unchanged_on_failure(self):
             X = validate_data(self, X, dtype=FLOAT_DTYPES)
             estimator = clone(
                 AutoencoderTransformer() if self.estimator is None else self.estimator
@@ -183,6 +183,22 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
+    def _get_fitted_state(self) -> FittedState:
+        """Every attribute but the parameters; the inner estimator is nested."""
+        params = self.get_params(deep=False)
+        attributes = {
+            name: value for name, value in vars(self).items() if name not in params
+        }
+        return FittedState(attributes, {}, [])
+
+    def _restore_fitted_state(
+        self, attributes: dict[str, Any], weights: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Nothing to rebuild: the inner estimator was loaded as it was saved."""
+        if weights:
+            raise ValueError("it has weights, but a detector has no network")
+        return {}
+
 
 def _checked_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
     """Score X with the inner estimator: one finite float per sample, or raise.
@@ -212,15 +228,3 @@ def _checked_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
             "sample. Check the estimator and the data it was fitted on."
         )
     return scores
-
-
-@contextmanager
-def _unchanged_on_failure(estimator: BaseEstimator) -> Iterator[None]:
-    """Restore every attribute if the block raises, as a failed fit must."""
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise

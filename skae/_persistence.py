@@ -8,10 +8,13 @@ versions of skae, torch and scikit-learn that wrote it. Reading it parses JSON
 and raw tensor bytes only, so a file from an untrusted source cannot run code,
 and only skae's own estimator classes can come out of it.
 
-This module sits above the scikit-learn face: it rebuilds a network through the
-estimator itself (``_build_network``, then ``_install_network``), so a file
-stores data, never code. Estimators inside estimators (the outlier detector's
-autoencoder) are stored the same way, as nested documents.
+This module sits above the scikit-learn face and knows estimators through one
+pair of methods: ``_get_fitted_state`` says what is saved (attributes that are
+data, the network's weights) and ``_restore_fitted_state`` rebuilds the
+network from the saved architecture and weights, so a file stores data, never
+code. Estimators inside estimators (the outlier detector's autoencoder) are
+stored the same way, as nested documents. Only the classes of
+:data:`LOADABLE_CLASSES` can come out of a file.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import safetensors.torch
 import sklearn
 import torch
 from sklearn.base import BaseEstimator
-from torch import nn
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._fitted_state import all_finite, check_fitted_state
+from skae._base import BaseAutoencoder
+from skae._fitted_state import check_fitted_state
 from skae._model_file import (
     HEADER_START,
     ModelFileError,
@@ -44,6 +47,19 @@ from skae._model_file import (
     read_tensors,
     short_repr,
 )
+from skae._outlier import AutoencoderOutlierDetector
+from skae._variational import VariationalAutoencoder
+from skae._version import __version__
+
+# The only classes a model file may name: skae's public estimators.
+LOADABLE_CLASSES: dict[str, type[BaseEstimator]] = {
+    cls.__name__: cls
+    for cls in (
+        AutoencoderOutlierDetector,
+        AutoencoderTransformer,
+        VariationalAutoencoder,
+    )
+}
 
 FORMAT_VERSION = 1
 # Metadata keys of the safetensors file: a plain format number, then the JSON.
@@ -232,7 +248,7 @@ class _Encoder:
     def document(self, estimator: Any, where: str) -> dict[str, Any]:
         """Describe a skae estimator: class, parameters, fitted state, weights."""
         cls = type(estimator)
-        classes = _estimator_classes()
+        classes = LOADABLE_CLASSES
         if classes.get(cls.__name__) is not cls:
             raise TypeError(
                 f"skae.save stores skae's own estimators ({', '.join(classes)}), got "
@@ -241,18 +257,7 @@ class _Encoder:
             )
         of = f" of {where}" if where else ""
         params = estimator.get_params(deep=False)
-        state = {
-            name: value for name, value in vars(estimator).items() if name not in params
-        }
-        modules = sorted(
-            name for name, value in state.items() if isinstance(value, nn.Module)
-        )
-        if modules and "_network" not in state:
-            raise TypeError(
-                f"skae.save found modules {modules} but no trained network{of}; fit "
-                "it again before saving."
-            )
-        network = state["_network"].state_dict() if modules else {}
+        state = estimator._get_fitted_state()
         return {
             "class": cls.__name__,
             "params": {
@@ -261,11 +266,12 @@ class _Encoder:
             },
             "attributes": {
                 name: self.encode(value, f"attribute {name!r}{of}")
-                for name, value in state.items()
-                if not isinstance(value, nn.Module)
+                for name, value in state.attributes.items()
             },
-            "modules": modules,
-            "network": {name: self._add(tensor) for name, tensor in network.items()},
+            "modules": state.modules,
+            "network": {
+                name: self._add(tensor) for name, tensor in state.weights.items()
+            },
         }
 
     def encode(self, value: Any, where: str) -> Any:
@@ -635,7 +641,7 @@ def _release(version: str) -> str:
 
 def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
     """Build a skae estimator from its document, through the estimator itself."""
-    classes = _estimator_classes()
+    classes = LOADABLE_CLASSES
     name = document.get("class")
     if not isinstance(name, str) or name not in classes:
         raise decoder.error(
@@ -674,18 +680,25 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
     for attribute in attributes:
         _check_attribute_name(attribute, cls, params, decoder)
     fitted = any(attribute.endswith("_") for attribute in attributes)
+    derived: dict[str, Any] = {}
     if modules:
         try:
             weights = {key: decoder.tensor(value) for key, value in network.items()}
         except ValueError as exc:
             raise decoder.error(f"bad network entry ({exc})") from None
-        _restore_network(estimator, attributes, modules, weights, decoder)
-        estimator.set_params(**params)
-    elif network or (fitted and issubclass(cls, AutoencoderTransformer)):
+        _complete_architecture(estimator, attributes, weights, decoder)
+        try:
+            derived = estimator._restore_fitted_state(attributes, weights)
+        except (ValueError, TypeError) as exc:
+            raise decoder.error(_shorten(str(exc))) from None
+        rebuilt = estimator._get_fitted_state().modules
+        if rebuilt != sorted(str(module) for module in modules):
+            raise decoder.error(
+                f"it lists modules {short_repr(modules)}, but this skae rebuilds "
+                f"{rebuilt}"
+            )
+    elif network or (fitted and issubclass(cls, BaseAutoencoder)):
         raise decoder.error("it has fitted attributes but no network")
-    derived = {
-        key: value for key, value in vars(estimator).items() if key not in params
-    }
     try:
         check_fitted_state(estimator, attributes, derived, fitted=fitted)
     except (ValueError, TypeError, RuntimeError) as exc:
@@ -710,61 +723,21 @@ def _check_attribute_name(
         raise decoder.error(f"it sets a forbidden attribute {short_repr(name)}")
 
 
-def _restore_network(
-    estimator: AutoencoderTransformer,
+def _complete_architecture(
+    estimator: BaseEstimator,
     attributes: dict[str, Any],
-    modules: list[Any],
     weights: dict[str, torch.Tensor],
     decoder: _Decoder,
 ) -> None:
-    """Rebuild the fitted network with the architecture it was trained with.
-
-    The network is first built on torch's "meta" device, which allocates
-    nothing, and its weights' shapes and dtypes are compared with the file's;
-    the file's tensors then become the weights, without a copy.
-    """
-    try:
-        architecture = attributes["_architecture"]
-        n_features = attributes["n_features_in_"]
-        n_components = attributes["_n_features_out"]
-        mean, scale = attributes["mean_"], attributes["scale_"]
-    except KeyError as exc:
-        raise decoder.error(f"the fitted attribute {exc} is missing") from None
-    if not (
-        isinstance(architecture, dict)
-        and type(n_features) is int
-        and type(n_components) is int
-        and n_components > 0
-        and isinstance(mean, np.ndarray)
-        and mean.shape == (n_features,)
-        and isinstance(scale, float)
-    ):
-        raise decoder.error("its network architecture or input scaling is invalid")
+    """Fill in what older files' architectures lack; bound the layers they claim."""
+    architecture = attributes.get("_architecture")
+    if not isinstance(architecture, dict):
+        return  # the estimator says what is wrong
     # Files from before these parameters hold networks without them.
     for name, value in _ARCHITECTURE_ADDED.items():
         if name in estimator.get_params(deep=False):
             architecture.setdefault(name, value)
     _check_claimed_lengths(architecture, weights, decoder)
-    try:
-        estimator.set_params(**architecture)
-        estimator._validate_params()
-        # Meta tensors draw nothing, but a network may use the CPU as it is
-        # built: the caller's random state must not depend on loading a model.
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            network = estimator._build_network(n_features, n_components)
-    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
-        raise decoder.error(
-            f"its architecture is invalid ({_shorten(str(exc))})"
-        ) from None
-    _assign_weights(network, weights, decoder)
-    estimator._install_network(network, mean, scale, n_components)
-    rebuilt = sorted(
-        name for name, value in vars(estimator).items() if isinstance(value, nn.Module)
-    )
-    if rebuilt != sorted(str(name) for name in modules):
-        raise decoder.error(
-            f"it lists modules {short_repr(modules)}, but this skae rebuilds {rebuilt}"
-        )
 
 
 def _check_claimed_lengths(
@@ -787,53 +760,10 @@ def _check_claimed_lengths(
             )
 
 
-def _assign_weights(
-    network: nn.Module, weights: dict[str, torch.Tensor], decoder: _Decoder
-) -> None:
-    """Make the file's tensors the network's weights, after checking each one."""
-    expected = network.state_dict()
-    if sorted(expected) != sorted(weights):
-        raise decoder.error(
-            f"its weights {short_repr(sorted(weights))} do not fit the network its "
-            f"parameters describe, which has {short_repr(sorted(expected))}"
-        )
-    for key, tensor in expected.items():
-        if weights[key].shape != tensor.shape or weights[key].dtype != tensor.dtype:
-            raise decoder.error(
-                "its weights do not fit the network its parameters describe: "
-                f"{key!r} is {weights[key].dtype} of shape "
-                f"{tuple(weights[key].shape)}, the network's {tensor.dtype} of "
-                f"shape {tuple(tensor.shape)}"
-            )
-        if weights[key].is_floating_point() and not all_finite(weights[key]):
-            raise decoder.error(f"its weight {key!r} holds NaN or inf")
-    network.load_state_dict(weights, strict=True, assign=True)
-    if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
-        raise decoder.error("the network it describes has tensors the file lacks")
-
-
 # -- helpers ----------------------------------------------------------------------
 
 
-def _estimator_classes() -> dict[str, type[BaseEstimator]]:
-    """Map names to skae's public estimators: the only classes a file may name."""
-    import skae
-
-    classes = {}
-    for name in sorted(skae.__all__):
-        value = getattr(skae, name)
-        if (
-            isinstance(value, type)
-            and issubclass(value, BaseEstimator)
-            and value.__module__.partition(".")[0] == "skae"
-        ):
-            classes[name] = value
-    return classes
-
-
 def _versions() -> dict[str, str]:
-    from skae import __version__
-
     return {
         "skae": __version__,
         "torch": torch.__version__,

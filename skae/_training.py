@@ -299,3 +299,17 @@ def _print_stop(config: TrainingConfig, *, validation: bool) -> None:
         f"{monitored} did not improve more than tol={config.tol:g} for "
         f"{config.n_iter_no_change} consecutive epochs. Stopping."
     )
+
+
+def optimizer_state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    """Copy an optimiser's state_dict with its tensors moved to the CPU."""
+    return {
+        "state": {
+            key: {
+                name: value.cpu() if torch.is_tensor(value) else value
+                for name, value in entry.items()
+            }
+            for key, entry in state["state"].items()
+        },
+        "param_groups": state["param_groups"],
+    }

@@ -16,16 +16,22 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from skae._autoencoder import AutoencoderTransformer
+from skae._base import SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
+from skae._checks import is_positive_int
 from skae._data import batch_bounds
-from skae._networks import LossTerms, VariationalNet
+from skae._networks import (
+    AutoencoderNet,
+    LossTerms,
+    SigmoidDecoder,
+    VariationalNet,
+    check_widths,
+)
 
-_SHARED_CONSTRAINTS = AutoencoderTransformer._parameter_constraints
 # Rows of codes drawn and decoded at a time by ``sample``.
 SAMPLE_BATCH_SIZE = 65536
 
 
-class VariationalAutoencoder(AutoencoderTransformer):
+class VariationalAutoencoder(BaseAutoencoder):
     """Variational autoencoder: codes with a prior, and new samples from it.
 
     The encoder maps each sample to a Gaussian posterior over the code (a mean
@@ -61,7 +67,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
 
     hidden_layer_sizes : array-like of int, default=(256, 128)
         Widths of the encoder's hidden layers, from the input side. The decoder
-        uses them in reverse.
+        uses them in reverse. An empty tuple gives a linear autoencoder, which
+        learns the same subspace as PCA.
 
     activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu'}, default='relu'
         Activation after each hidden layer.
@@ -85,19 +92,26 @@ class VariationalAutoencoder(AutoencoderTransformer):
 
     learning_rate : {'cosine', 'constant'}, default='cosine'
         Learning-rate schedule of ``fit``: 'cosine' anneals the rate from
-        ``learning_rate_init`` to zero over the planned ``max_iter`` epochs;
-        'constant' keeps it. ``partial_fit`` always keeps it.
+        ``learning_rate_init`` to zero along a cosine over the planned
+        ``max_iter`` epochs, step by step, which reaches a lower error in the
+        same time; 'constant' keeps it. ``partial_fit`` always keeps it.
 
     learning_rate_init : float, default=3e-3
         Initial step size of the optimiser.
 
     max_iter : int or 'auto', default='auto'
-        Maximum number of epochs. 'auto' plans about 3500 optimiser steps,
-        within 10 to 200 epochs.
+        Maximum number of epochs (passes over the training data). 'auto' plans
+        about 3500 optimiser steps, within 10 to 200 epochs, so that large
+        data sets train in bounded time: 200 epochs on a thousand training
+        rows, 17 on 54 000 (60 000 rows, 10% held out) at the default batch
+        size.
 
     tol : float, default=1e-4
         Training stops once the monitored loss has not improved by at least
-        ``tol`` for more than ``n_iter_no_change`` consecutive epochs.
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The
+        squared error is measured on the standardised data, so ``tol`` is
+        relative to the data's total variance; a binary cross-entropy training
+        loss is compared in nats per entry.
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, monitor the
@@ -117,15 +131,21 @@ class VariationalAutoencoder(AutoencoderTransformer):
         Batch normalisation after each hidden layer.
 
     noise : {'gaussian', 'mask'} or None, default=None
-        Corrupt the encoder's input during training, as in
-        :class:`AutoencoderTransformer`.
+        Denoising: corrupt the encoder's input during training (the target
+        stays clean). 'gaussian' adds noise of standard deviation
+        ``noise_level`` times the data's scale; 'mask' replaces a fraction
+        ``noise_level`` of the entries with their feature's mean.
 
     noise_level : float, default=0.1
         Strength of the corruption; used only when ``noise`` is set.
 
     image_shape : tuple of int (channels, height, width) or None, default=None
-        Encode each row as an image of this shape with convolutions, as in
-        :class:`AutoencoderTransformer`.
+        Treat each row as a flattened image of this shape and encode it with
+        convolutions (3x3, stride 2: each halves height and width) before the
+        dense hidden layers; the decoder mirrors them with transposed
+        convolutions. Rows in, rows out, so it still sits in a Pipeline. One
+        entry may be -1, inferred from the number of features as in
+        :func:`numpy.reshape`: ``(1, 1, -1)`` convolves any row as a 1-D signal.
 
     conv_channels : array-like of int, default=(32, 64)
         Output channels of each convolution; used only with ``image_shape``.
@@ -137,9 +157,11 @@ class VariationalAutoencoder(AutoencoderTransformer):
         and their log-variances in the others.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, the codes drawn during
-        training and the validation split. Pass an int for reproducible
-        results.
+        Seeds weight initialisation, shuffling, dropout, the noise of
+        denoising, the codes a variational autoencoder draws in training and
+        the validation split. Pass an int for results that are identical, bit
+        for bit, from one call to the next on CPU. Fitting never changes
+        torch's global random state.
 
     verbose : bool, default=False
         Print the training (and validation) loss after each epoch.
@@ -150,7 +172,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
 
     device : str or torch.device, default='auto'
         Where the network trains and runs: 'auto' (CUDA when present, else
-        CPU), 'cpu', 'cuda' or 'cuda:<index>'.
+        CPU), 'cpu', 'cuda' or 'cuda:<index>'. Fitted modules are kept on the
+        CPU, so a fitted model pickles and loads anywhere.
 
     Attributes
     ----------
@@ -226,17 +249,8 @@ class VariationalAutoencoder(AutoencoderTransformer):
     array(['variationalautoencoder0', 'variationalautoencoder1'], dtype=object)
     """
 
-    _network_class = VariationalNet
-    _encoder_width_factor = 2
-
-    # Everything the plain autoencoder checks, but ``sparsity``, ``init`` and
-    # ``code_activation``.
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **{
-            name: constraints
-            for name, constraints in _SHARED_CONSTRAINTS.items()
-            if name not in {"sparsity", "init", "code_activation", "n_components"}
-        },
+        **SHARED_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
     }
@@ -271,8 +285,6 @@ class VariationalAutoencoder(AutoencoderTransformer):
         warm_start: bool = False,
         device: str | torch.device = "auto",
     ) -> None:
-        # Not super().__init__: it would set ``sparsity``, which is no
-        # parameter here, and scikit-learn forbids other attributes in __init__.
         self.n_components = n_components
         self.kl_weight = kl_weight
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -329,11 +341,7 @@ class VariationalAutoencoder(AutoencoderTransformer):
             If ``X_new`` would not fit in this machine's memory.
         """
         check_is_fitted(self)
-        if (
-            not isinstance(n_samples, Integral)
-            or isinstance(n_samples, bool)
-            or n_samples < 1
-        ):
+        if not is_positive_int(n_samples):
             raise ValueError(
                 f"n_samples must be a positive int, got {n_samples!r}; ask for "
                 "at least one sample."
@@ -348,9 +356,18 @@ class VariationalAutoencoder(AutoencoderTransformer):
             X_new[start:stop] = self.inverse_transform(codes)
         return X_new
 
-    def _code_activation(self) -> str:
-        # Codes are drawn from the posterior, which an activation would distort.
-        return "identity"
+    def _build_network(
+        self, architecture: dict[str, Any], n_features: int, n_components: int
+    ) -> AutoencoderNet:
+        """Build an encoder that outputs a mean and a log-variance per code entry."""
+        encoder, decoder = build_layers(
+            architecture, n_features, 2 * n_components, n_components
+        )
+        if architecture["loss"] == "binary_crossentropy":
+            decoder = SigmoidDecoder(decoder, n_features)
+        network = VariationalNet(encoder, decoder, n_components)
+        check_widths(network, n_features, 2 * n_components, n_components)
+        return network
 
     def _loss_terms(self) -> LossTerms:
         return LossTerms(

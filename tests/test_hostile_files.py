@@ -369,7 +369,7 @@ EDITED_STATE = {
     "missing-attribute": (drop_attribute("n_iter_"), "'n_iter_' is missing"),
     "architecture-not-the-parameters": (
         drop_conv_channels,
-        r"_architecture = .* does not match",
+        r"its architecture sets .* where AutoencoderTransformer has",
     ),
     "unknown-activation": (
         lambda document, tensors: architecture_entry(

@@ -69,8 +69,8 @@ def test_loss_reaches_the_training_loop(pixels, loss, monkeypatch):
         calls.append((X_train, kwargs["batch_loss"]))
         return train(network, X_train, X_valid, **kwargs)
 
-    train = skae._autoencoder.train
-    monkeypatch.setattr(skae._autoencoder, "train", spy)
+    train = skae._base.train
+    monkeypatch.setattr(skae._base, "train", spy)
     ae = tutorial(loss=loss, early_stopping=False).fit(pixels)
     ((X_train, batch_loss),) = calls
 

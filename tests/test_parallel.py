@@ -14,7 +14,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-import skae._autoencoder
+import skae._base
 import skae._threads
 from skae import AutoencoderTransformer
 from skae._threads import thread_share, torch_thread_budget
@@ -257,7 +257,7 @@ def test_estimator_runs_torch_within_the_budget(
     The share is the ceiling each call chooses its thread count under.
     """
     seen = []
-    choose_threads = skae._autoencoder.choose_threads
+    choose_threads = skae._base.choose_threads
 
     def recording(module, rows, rows_per_step, ceiling, **kwargs):
         seen.append((ceiling, torch.get_num_threads()))
@@ -265,7 +265,7 @@ def test_estimator_runs_torch_within_the_budget(
         assert torch.get_num_threads() <= ceiling
         return chooser
 
-    monkeypatch.setattr(skae._autoencoder, "choose_threads", recording)
+    monkeypatch.setattr(skae._base, "choose_threads", recording)
     occupied, done = threading.Event(), threading.Event()
 
     def occupy_budget():

@@ -195,7 +195,7 @@ def test_fraction_picks_the_smallest_sufficient_code(digits_split):
 
 def test_fraction_search_is_a_bisection(monkeypatch):
     """One network per size tried; the smallest size reaching the fraction wins."""
-    import skae._autoencoder as face
+    import skae._base as face
 
     tried = []
     reach = 5

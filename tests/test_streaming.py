@@ -8,7 +8,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-import skae._autoencoder
+import skae._base
 from skae import AutoencoderTransformer
 from skae._data import INFERENCE_BATCH_SIZE
 from tests.conftest import load_npz_images
@@ -139,7 +139,7 @@ def test_inference_runs_in_bounded_batches(fitted_wide, method, dtype, monkeypat
     if method == "inverse_transform":
         X = fitted_wide.transform(X)
     rows = []
-    map_batches = skae._autoencoder.map_batches
+    map_batches = skae._base.map_batches
 
     def recording(function, *args, **kwargs):
         """Record the number of rows of every batch the network runs on."""
@@ -150,7 +150,7 @@ def test_inference_runs_in_bounded_batches(fitted_wide, method, dtype, monkeypat
 
         return map_batches(run, *args, **kwargs)
 
-    monkeypatch.setattr(skae._autoencoder, "map_batches", recording)
+    monkeypatch.setattr(skae._base, "map_batches", recording)
     out = getattr(fitted_wide, method)(X)
     assert out.shape[0] == n_samples
     assert max(rows) <= INFERENCE_BATCH_SIZE

@@ -1,0 +1,912 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The scikit-learn face every skae autoencoder shares.
+
+:class:`BaseAutoencoder` owns what the variants have in common: validation,
+the parameters they share, ``fit`` as prepare -> run -> record, inference in
+batches, the fitted state a model file stores, and the tags. A variant
+(:class:`~skae.AutoencoderTransformer`, :class:`~skae.VariationalAutoencoder`)
+fills in two points: the network an architecture describes
+(:meth:`BaseAutoencoder._build_network`) and the terms its training loss adds
+(:meth:`BaseAutoencoder._loss_terms`), and declares its own parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from numbers import Integral, Real
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from skae._checks import FLOAT_DTYPES, positive_ints
+from skae._data import (
+    INFERENCE_BATCH_SIZE,
+    batch_bounds,
+    map_batches,
+    resolve_device,
+    standardization,
+    to_tensor,
+)
+from skae._inference import finite_output, inference_module
+from skae._networks import (
+    ACTIVATIONS,
+    LOSSES,
+    NOISES,
+    AutoencoderNet,
+    LossTerms,
+    RowSquaredError,
+    SigmoidDecoder,
+    Standardize,
+    Unstandardize,
+    build_convolutional,
+    build_dense,
+    load_weights,
+    module_pair,
+    standardization_tensors,
+    start_from_pca,
+)
+from skae._progress import progress_wanted
+from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
+from skae._training import (
+    SOLVERS,
+    TrainingConfig,
+    TrainingResult,
+    optimizer_state_to_cpu,
+    reconstruction_error,
+    train,
+)
+
+# Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
+# small and large data sets alike (see benchmarks/bench_training.py) ...
+AUTO_STEPS = 3500
+# ... within these epochs: small data sets get more passes, large ones end in
+# bounded time.
+AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 10, 200
+# batch_size='auto': rows per training step, at most (fewer rows train in one).
+AUTO_BATCH_SIZE = 256
+# early_stopping='auto' holds out validation rows once they would number this
+# many; fewer are too noisy to choose the best epoch with.
+MIN_AUTO_VALIDATION_ROWS = 10
+# Parameters that fix the network's shape; warm_start cannot change them, and
+# a fitted model records their values (its architecture).
+ARCHITECTURE_PARAMS = (
+    "n_components",
+    "init",
+    "hidden_layer_sizes",
+    "activation",
+    "code_activation",
+    "loss",
+    "dropout",
+    "batch_norm",
+    "image_shape",
+    "conv_channels",
+    "network",
+)
+
+# Constraints of the parameters every variant has.
+SHARED_CONSTRAINTS: dict[str, list[Any]] = {
+    "hidden_layer_sizes": ["array-like"],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "loss": [StrOptions(set(LOSSES))],
+    "solver": [StrOptions(set(SOLVERS))],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [
+        StrOptions({"auto"}),
+        Interval(Integral, 1, None, closed="left"),
+    ],
+    "learning_rate": [StrOptions({"cosine", "constant"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": [StrOptions({"auto"}), "boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "batch_norm": ["boolean"],
+    "noise": [StrOptions(set(NOISES)), None],
+    "noise_level": [Interval(Real, 0, None, closed="left")],
+    "image_shape": ["array-like", None],
+    "conv_channels": ["array-like"],
+    "network": [callable, None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "device": [str, torch.device],
+}
+
+
+class FittedState(NamedTuple):
+    """What a model file stores of a fitted estimator, as the estimator says.
+
+    ``attributes`` are data (numbers, strings, arrays, nested estimators);
+    ``weights`` the network's ``state_dict``; ``modules`` the names of the
+    torch modules that :meth:`BaseAutoencoder._restore_fitted_state` rebuilds
+    from the two.
+    """
+
+    attributes: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    modules: list[str]
+
+
+@dataclass(frozen=True)
+class _FitPlan:
+    """Everything ``fit`` decides before training, from X and the parameters."""
+
+    X: np.ndarray
+    continuing: bool
+    incremental: bool
+    mean: np.ndarray
+    scale: float
+    seed: int
+    device: torch.device
+    train_rows: torch.Tensor | None
+    valid_rows: torch.Tensor | None
+    config: TrainingConfig
+    n_iter_before: int
+
+
+class BaseAutoencoder(
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
+    metaclass=ABCMeta,
+):
+    """Base class of skae's autoencoders. Do not use it directly.
+
+    Subclasses declare their parameters (``__init__`` and
+    ``_parameter_constraints``, built on :data:`SHARED_CONSTRAINTS`) and
+    implement :meth:`_build_network` and :meth:`_loss_terms`.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = SHARED_CONSTRAINTS
+
+    # -- what a variant fills in ------------------------------------------------
+
+    @abstractmethod
+    def _build_network(
+        self, architecture: dict[str, Any], n_features: int, n_components: int
+    ) -> AutoencoderNet:
+        """Build the untrained network ``architecture`` describes.
+
+        ``architecture`` holds the values of :data:`ARCHITECTURE_PARAMS` this
+        class has; the network must not depend on anything else, so that a
+        model file's architecture rebuilds it.
+        """
+
+    @abstractmethod
+    def _loss_terms(self) -> LossTerms:
+        """Say what the training loss adds to reconstruction, from the parameters."""
+
+    def _starts_from_pca(self, architecture: dict[str, Any]) -> bool:
+        """Whether the network ``architecture`` describes starts at PCA's solution."""
+        return False
+
+    # -- public API ---------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: npt.ArrayLike, y: object = None) -> BaseAutoencoder:
+        """Fit the autoencoder to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "encoder_")
+        with unchanged_on_failure(self):
+            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            self._train(X, continuing=continuing, incremental=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: npt.ArrayLike, y: object = None) -> BaseAutoencoder:
+        """Train for one epoch on X, continuing from the current weights.
+
+        The first call fits the input standardisation on X and builds the
+        network; later calls keep both and resume the optimiser's state, so a
+        data set too large for memory can be streamed in chunks, as with
+        :class:`~sklearn.decomposition.IncrementalPCA`. Early stopping does not
+        apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        continuing = hasattr(self, "encoder_")
+        if continuing:
+            # _fit_context validates only a first partial_fit; set_params may
+            # have changed a parameter since.
+            self._validate_params()
+        with unchanged_on_failure(self):
+            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            self._train(X, continuing=continuing, incremental=True)
+        return self
+
+    def transform(self, X: npt.ArrayLike) -> np.ndarray:
+        """Encode X into codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Codes, with the dtype of X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = self._validate_for_inference(X)
+        return self._map(self.encoder_, X, self._n_features_out)
+
+    def inverse_transform(self, X: npt.ArrayLike) -> np.ndarray:
+        """Decode codes back into the input space, in the input's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
+            Reconstructions, with the dtype of the codes.
+        """
+        check_is_fitted(self)
+        # NaN and infinity are refused batch by batch in _map.
+        X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
+        if X.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"inverse_transform expects {self._n_features_out} columns "
+                f"(n_components={self._n_features_out}), got {X.shape[1]}."
+            )
+        return self._map(self.decoder_, X, self.n_features_in_)
+
+    def score_samples(self, X: npt.ArrayLike) -> np.ndarray:
+        """Negative mean squared reconstruction error of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
+            squared input units; higher is better.
+        """
+        check_is_fitted(self)
+        X = self._validate_for_inference(X)
+        errors = self._map(RowSquaredError(self.encoder_, self.decoder_), X, 1)
+        return -errors.ravel().astype(np.float64)
+
+    def score(self, X: npt.ArrayLike, y: object = None) -> float:
+        """Negative mean squared reconstruction error of X; higher is better.
+
+        This lets :class:`~sklearn.model_selection.GridSearchCV` tune the
+        autoencoder without labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self) -> Any:
+        """Declare that transform keeps float32 and float64 inputs' dtype.
+
+        Binary cross-entropy refuses negative input (and input above 1).
+        """
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.positive_only = self.loss == "binary_crossentropy"
+        return tags
+
+    # -- fitted state, as a model file stores it -----------------------------------
+
+    def _get_fitted_state(self) -> FittedState:
+        """Return the fitted attributes that are data, and the network's weights.
+
+        Everything but the parameters and the torch modules, which
+        :meth:`_restore_fitted_state` rebuilds from the weights and the
+        architecture. An unfitted estimator has no weights (set_output's
+        setting may still be there).
+        """
+        params = self.get_params(deep=False)
+        attributes = {
+            name: value
+            for name, value in vars(self).items()
+            if name not in params and not isinstance(value, nn.Module)
+        }
+        if not hasattr(self, "_network"):
+            return FittedState(attributes, {}, [])
+        modules = sorted(
+            name for name, value in vars(self).items() if isinstance(value, nn.Module)
+        )
+        return FittedState(attributes, self._network.state_dict(), modules)
+
+    def _restore_fitted_state(
+        self, attributes: dict[str, Any], weights: dict[str, torch.Tensor]
+    ) -> dict[str, Any]:
+        """Rebuild the network of a saved state and install it; return what it derived.
+
+        The network is built from the saved architecture on torch's "meta"
+        device, which allocates nothing, and the saved tensors become its
+        weights after their names, shapes, dtypes and values are checked. The
+        caller checks the other attributes against the ones derived here, then
+        sets them. Raises ValueError or TypeError saying what is wrong.
+        """
+        try:
+            architecture = attributes["_architecture"]
+            n_features = attributes["n_features_in_"]
+            n_components = attributes["_n_features_out"]
+            mean, scale = attributes["mean_"], attributes["scale_"]
+        except KeyError as exc:
+            raise ValueError(f"the fitted attribute {exc} is missing") from None
+        expected = sorted(self._architecture_params())
+        if isinstance(architecture, dict) and sorted(architecture) != expected:
+            raise ValueError(
+                f"its architecture sets {sorted(architecture)}, where "
+                f"{type(self).__name__} has {expected}"
+            )
+        if not (
+            isinstance(architecture, dict)
+            and type(n_features) is int
+            and type(n_components) is int
+            and n_components > 0
+            and isinstance(mean, np.ndarray)
+            and mean.shape == (n_features,)
+            and isinstance(scale, float)
+        ):
+            raise ValueError("its network architecture or input scaling is invalid")
+        try:
+            type(self)(**architecture)._validate_params()
+            # Meta tensors draw nothing, but a network may use the CPU as it is
+            # built: the caller's random state must not depend on loading.
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                network = self._build_network(architecture, n_features, n_components)
+        except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+            raise ValueError(f"its architecture is invalid ({exc})") from None
+        load_weights(network, weights)
+        before = set(vars(self))
+        self._install_network(network, mean, scale, n_components, architecture)
+        return {name: vars(self)[name] for name in set(vars(self)) - before}
+
+    # -- fit: prepare -> run -> record ----------------------------------------------
+
+    def _train(self, X: np.ndarray, *, continuing: bool, incremental: bool) -> None:
+        """Train on validated X and, only when that succeeds, set fitted attributes."""
+        plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
+        n_components, network, result = self._run_fit(plan)
+        self._record_fit(plan, n_components, network, result)
+
+    def _plan_fit(
+        self, X: np.ndarray, *, continuing: bool, incremental: bool
+    ) -> _FitPlan:
+        """Check what X and the parameters allow, and decide how training goes."""
+        if continuing:
+            self._check_same_architecture()
+        if self.loss == "binary_crossentropy":
+            _check_unit_interval(X, type(self).__name__)
+        rng = check_random_state(self.random_state)
+        n_iter_before = self.n_iter_ if continuing else 0
+        # Later warm-start or partial_fit calls shuffle differently from the first.
+        seed = (int(rng.randint(np.iinfo(np.int32).max)) + n_iter_before) % 2**31
+        mean, scale = (self.mean_, self.scale_) if continuing else standardization(X)
+        train_rows, valid_rows = self._split_validation(X.shape[0], rng, incremental)
+        n_train = X.shape[0] if train_rows is None else len(train_rows)
+        config = self._training_config(n_train, scale, incremental)
+        if self.batch_norm and min(n_train, config.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True needs at least 2 samples per training batch, got "
+                f"batch_size={config.batch_size} and n_samples={n_train} to train "
+                "on; add data, raise batch_size or set batch_norm=False."
+            )
+        return _FitPlan(
+            X=X,
+            continuing=continuing,
+            incremental=incremental,
+            mean=mean,
+            scale=scale,
+            seed=seed,
+            device=resolve_device(self.device),
+            train_rows=train_rows,
+            valid_rows=valid_rows,
+            config=config,
+            n_iter_before=n_iter_before,
+        )
+
+    def _run_fit(self, plan: _FitPlan) -> tuple[int, AutoencoderNet, TrainingResult]:
+        """Train the network (one per code size tried); return it on the CPU."""
+        X, device = plan.X, plan.device
+        cuda_devices = [device.index or 0] if device.type == "cuda" else []
+        architecture = self._architecture_params()
+        starts_from_pca = not plan.continuing and self._starts_from_pca(architecture)
+        terms = self._loss_terms()
+        with (
+            global_rng_lock,
+            torch_thread_budget() as max_threads,
+            torch.random.fork_rng(devices=cuda_devices),
+        ):
+            with torch.no_grad():
+                X_network = Standardize.of(plan.mean, plan.scale).to(device)(
+                    to_tensor(X, device)
+                )
+            train_rows, valid_rows = plan.train_rows, plan.valid_rows
+            X_train = X_network if train_rows is None else X_network[train_rows]
+            X_valid = None if valid_rows is None else X_network[valid_rows]
+            del X_network
+
+            def fit_network(n_components: int) -> tuple[AutoencoderNet, TrainingResult]:
+                """Train a network of this code size, seeded alike for every size."""
+                torch.manual_seed(plan.seed)
+                generator = torch.Generator(device).manual_seed(plan.seed)
+                if plan.continuing:
+                    # Train a copy: a failure leaves the fitted network intact.
+                    network = copy.deepcopy(self._network).to(device)
+                else:
+                    network = self._build_network(
+                        architecture, X.shape[1], n_components
+                    )
+                    _set_standardization(network, plan.mean, plan.scale)
+                    if starts_from_pca:
+                        # PCA of the training rows only: the held-out rows judge
+                        # the start as fairly as they judge the epochs.
+                        rows = X if plan.train_rows is None else X[plan.train_rows]
+                        start_from_pca(
+                            network.encoder,
+                            network.decoder,
+                            _principal_axes(rows, n_components, plan.seed),
+                        )
+                    network = network.to(device)
+                threads = choose_threads(
+                    network,
+                    X_train[:2],
+                    plan.config.batch_size,
+                    max_threads,
+                    training=True,
+                )
+                result = train(
+                    network,
+                    X_train,
+                    X_valid,
+                    batch_loss=partial(network.training_loss, terms=terms),
+                    config=plan.config,
+                    generator=generator,
+                    # Denoising and sparse codes ask for more than PCA's
+                    # reconstruction: their start does not compete.
+                    start_is_candidate=starts_from_pca
+                    and terms.noise is None
+                    and not terms.sparsity,
+                    optimizer_state=self._optimizer_state
+                    if plan.incremental and plan.continuing
+                    else None,
+                    threads=threads,
+                )
+                if result.kept_start and plan.train_rows is not None:
+                    # The start won: make it PCA of all rows, as a user's PCA is.
+                    start_from_pca(
+                        network.encoder,
+                        network.decoder,
+                        _principal_axes(X, n_components, plan.seed).to(device),
+                    )
+                return network, result
+
+            if plan.continuing:
+                n_components = self._n_features_out
+                network, result = fit_network(n_components)
+            elif isinstance(self.n_components, Integral):
+                n_components = int(self.n_components)
+                network, result = fit_network(n_components)
+            else:
+                n_components, network, result = _smallest_sufficient_code(
+                    fit_network,
+                    _pca_components_for(X, self.n_components),
+                    self.n_components,
+                    X_train if X_valid is None else X_valid,
+                )
+        return n_components, network.cpu(), result
+
+    def _record_fit(
+        self,
+        plan: _FitPlan,
+        n_components: int,
+        network: AutoencoderNet,
+        result: TrainingResult,
+    ) -> None:
+        """Set every fitted attribute, in one block, after training succeeded."""
+        continuing = plan.continuing
+        loss_curve = (
+            [*self.loss_curve_, *result.train_losses]
+            if continuing
+            else result.train_losses
+        )
+        self._install_network(
+            network, plan.mean, plan.scale, n_components, self._architecture_params()
+        )
+        self._optimizer_state = optimizer_state_to_cpu(result.optimizer_state)
+        self.loss_curve_ = loss_curve
+        self.n_iter_ = plan.n_iter_before + len(result.train_losses)
+        if plan.valid_rows is not None:
+            previous = (
+                self.validation_scores_
+                if continuing and self.validation_scores_
+                else []
+            )
+            self.validation_scores_ = [
+                *previous,
+                *(-loss for loss in result.valid_losses),
+            ]
+            # The score of the weights kept, which may be the untrained start's.
+            self.best_validation_score_ = (
+                max(self.validation_scores_)
+                if result.best_valid_loss is None
+                else -result.best_valid_loss
+            )
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min(loss_curve)
+        if not plan.incremental and not result.stopped_early:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations "
+                f"({plan.config.max_iter}) reached and the optimization hasn't "
+                "converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _install_network(
+        self,
+        network: AutoencoderNet,
+        mean: np.ndarray,
+        scale: float,
+        n_components: int,
+        architecture: dict[str, Any],
+    ) -> None:
+        """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
+        self._network = network.eval()
+        self._architecture = copy.deepcopy(architecture)
+        self._n_features_out = self.n_components_ = n_components
+        self.mean_, self.scale_ = mean, scale
+        # Loaded networks take the standardisation of mean_ and scale_ too.
+        _set_standardization(network, mean, scale)
+        self.encoder_ = nn.Sequential(
+            Standardize.of(mean, scale), network.code_path()
+        ).eval()
+        if isinstance(network.decoder, SigmoidDecoder):
+            # Exactly the sigmoid, where unstandardising would round past 0 or 1.
+            self.decoder_ = network.decoder.probabilities().eval()
+        else:
+            self.decoder_ = nn.Sequential(
+                network.decoder, Unstandardize(*standardization_tensors(mean, scale))
+            ).eval()
+
+    def _training_config(
+        self, n_train: int, scale: float, incremental: bool
+    ) -> TrainingConfig:
+        batch_size = (
+            min(AUTO_BATCH_SIZE, n_train)
+            if self.batch_size == "auto"
+            else self.batch_size
+        )
+        if incremental:
+            max_iter = 1
+        elif self.max_iter == "auto":
+            steps_per_epoch = len(batch_bounds(n_train, batch_size))
+            max_iter = int(
+                np.clip(
+                    np.ceil(AUTO_STEPS / steps_per_epoch),
+                    AUTO_MIN_EPOCHS,
+                    AUTO_MAX_EPOCHS,
+                )
+            )
+        else:
+            max_iter = self.max_iter
+        return TrainingConfig(
+            solver=self.solver,
+            learning_rate="constant" if incremental else self.learning_rate,
+            learning_rate_init=self.learning_rate_init,
+            alpha=self.alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=bool(self.verbose),
+            progress=not self.verbose and progress_wanted(sys.stderr),
+            loss_scale=scale**2,
+            training_loss_scale=1.0 if self.loss == "binary_crossentropy" else None,
+        )
+
+    def _split_validation(
+        self, n_samples: int, rng: np.random.RandomState, incremental: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Row indices of the training and validation parts (None: no split)."""
+        if incremental or not self.early_stopping:
+            return None, None
+        # Held-out rows judge reconstruction alone, which sparse codes trade
+        # for sparsity: choosing epochs by it would undo what they ask for.
+        if self.early_stopping == "auto" and (
+            n_samples * self.validation_fraction < MIN_AUTO_VALIDATION_ROWS
+            or self._loss_terms().sparsity
+        ):
+            return None, None
+        n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        if n_valid < 1 or n_samples - n_valid < 1:
+            raise ValueError(
+                f"early_stopping=True cannot split n_samples={n_samples} with "
+                f"validation_fraction={self.validation_fraction}; add data, change "
+                "validation_fraction or set early_stopping=False."
+            )
+        order = torch.from_numpy(rng.permutation(n_samples))
+        return order[n_valid:], order[:n_valid]
+
+    def _architecture_params(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        return {
+            name: copy.deepcopy(params[name])
+            for name in ARCHITECTURE_PARAMS
+            if name in params
+        }
+
+    def _check_same_architecture(self) -> None:
+        changed = {
+            name: value
+            for name, value in self._architecture_params().items()
+            if np.asarray(value, dtype=object).tolist()
+            != np.asarray(self._architecture[name], dtype=object).tolist()
+        }
+        if changed:
+            raise ValueError(
+                f"Cannot continue training after changing {sorted(changed)}: the "
+                "fitted network has another shape. Set warm_start=False to fit a "
+                "new network."
+            )
+
+    # -- inference ----------------------------------------------------------------
+
+    def _validate_for_inference(self, X: npt.ArrayLike) -> np.ndarray:
+        """``validate_data`` for a fitted model; NaN and infinity wait for _map."""
+        return validate_data(
+            self, X, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
+        )
+
+    def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
+        """Run a fitted module on X batch by batch; refuse NaN and infinity in X.
+
+        scikit-learn's own check reads all of X before the network does; a
+        batch summed just before the network reads it is still in the cache,
+        which makes the check nearly free (5% of ``transform`` on MNIST).
+        """
+        device = resolve_device(self.device)
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
+        function = inference_module(module, device, torch_dtype)
+        with torch_thread_budget() as max_threads:
+            threads = choose_threads(
+                function,
+                to_tensor(X[:2], device, torch_dtype),
+                min(X.shape[0], INFERENCE_BATCH_SIZE),
+                max_threads,
+                training=False,
+            )
+            output = map_batches(
+                function,
+                X,
+                n_outputs,
+                device=device,
+                dtype=X.dtype,
+                threads=threads,
+                check_rows=partial(assert_all_finite, input_name="X"),
+            )
+        return finite_output(output, X.dtype, module)
+
+
+@contextmanager
+def unchanged_on_failure(estimator: BaseEstimator) -> Iterator[None]:
+    """Restore every attribute of ``estimator`` if the block raises.
+
+    A failed fit or partial_fit then leaves a fitted model as it was, even
+    its feature names, which ``validate_data`` resets before checking values.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+def build_layers(
+    architecture: dict[str, Any], n_features: int, n_outputs: int, n_components: int
+) -> tuple[nn.Module, nn.Module]:
+    """Build the encoder (to ``n_outputs``) and decoder layers of an architecture.
+
+    A user's ``network`` factory, else convolutions for ``image_shape``, else
+    dense layers; what a variant adds around them is its own.
+    """
+    if architecture["network"] is not None:
+        return module_pair(architecture["network"](n_features, n_outputs))
+    options = {
+        "activation": architecture["activation"],
+        "dropout": architecture["dropout"],
+        "batch_norm": architecture["batch_norm"],
+    }
+    hidden = positive_ints(architecture["hidden_layer_sizes"], "hidden_layer_sizes")
+    if architecture["image_shape"] is not None:
+        return build_convolutional(
+            _image_shape(architecture["image_shape"], n_features),
+            n_outputs,
+            n_components,
+            positive_ints(architecture["conv_channels"], "conv_channels"),
+            hidden,
+            **options,
+        )
+    return build_dense(n_features, n_outputs, n_components, hidden, **options)
+
+
+def _check_unit_interval(X: np.ndarray, name: str) -> None:
+    """Refuse data outside [0, 1], where binary cross-entropy has no meaning."""
+    low, high = float(np.min(X)), float(np.max(X))
+    if low < 0 or high > 1:
+        problem = "Negative values" if low < 0 else "Values above 1"
+        raise ValueError(
+            f"{problem} in data passed to {name} with loss='binary_crossentropy', "
+            f"which needs X in [0, 1]; got values from {low:g} to {high:g}. Scale "
+            "X into [0, 1] (for instance with MinMaxScaler(clip=True) in front, "
+            "in a Pipeline), or use loss='squared_error'."
+        )
+
+
+def _set_standardization(
+    network: AutoencoderNet, mean: np.ndarray, scale: float
+) -> None:
+    """Give a sigmoid decoder the input standardisation its targets undo."""
+    if isinstance(network.decoder, SigmoidDecoder):
+        network.decoder.set_standardization(*standardization_tensors(mean, scale))
+
+
+def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
+    """Check image_shape against n_features; one -1 is inferred, as in reshape."""
+    mismatch = ValueError(
+        f"image_shape={values!r} must be (channels, height, width) with a product "
+        f"equal to n_features={n_features}; one entry may be -1, inferred from "
+        "n_features."
+    )
+    shape = values
+    sizes = np.atleast_1d(np.asarray(values, dtype=object))
+    inferred = [isinstance(size, Integral) and size == -1 for size in sizes]
+    known = [size for size, infer in zip(sizes, inferred, strict=True) if not infer]
+    if (
+        sizes.ndim == 1
+        and sum(inferred) == 1
+        and all(isinstance(size, Integral) and size > 0 for size in known)
+    ):
+        n_inferred, remainder = divmod(n_features, int(np.prod(known)))
+        if remainder or not n_inferred:
+            raise mismatch
+        shape = [
+            n_inferred if infer else size
+            for size, infer in zip(sizes, inferred, strict=True)
+        ]
+    image_shape = positive_ints(shape, "image_shape")
+    if len(image_shape) != 3 or np.prod(image_shape) != n_features:
+        raise mismatch
+    return image_shape
+
+
+def _pca_components_for(X: np.ndarray, fraction: float) -> int:
+    """PCA's number of components explaining ``fraction`` of X's variance."""
+    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
+        pca = PCA(n_components=fraction, svd_solver="full").fit(X)
+    return max(1, int(pca.n_components_))
+
+
+def _smallest_sufficient_code(
+    fit_network: Callable[[int], tuple[AutoencoderNet, Any]],
+    max_components: int,
+    fraction: float,
+    X_check: torch.Tensor,
+) -> tuple[int, AutoencoderNet, Any]:
+    """Search the smallest code whose reconstruction R² on X_check reaches fraction.
+
+    A bisection over 1..``max_components`` (PCA's own size for the fraction,
+    which the PCA start reaches already), fitting one network per size tried.
+    ``X_check`` holds held-out rows when there are any. If no size reaches
+    the fraction, PCA's size is kept.
+    """
+    total = float(torch.mean(X_check**2))
+    fits: dict[int, tuple[AutoencoderNet, Any]] = {}
+
+    def reaches(n_components: int) -> bool:
+        fits[n_components] = fit_network(n_components)
+        error = float(reconstruction_error(fits[n_components][0], X_check))
+        return total == 0 or 1 - error / total >= fraction
+
+    low, high = 1, max_components
+    while low < high:
+        middle = (low + high) // 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle + 1
+    if low not in fits:
+        reaches(low)
+    return low, *fits[low]
+
+
+def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:
+    """Return PCA's axes of X as float32 rows, at most ``n_components`` of them.
+
+    Fewer if X has fewer samples or features. The axes are the same whether X
+    is standardised or not, as skae divides every feature by one common scale.
+    """
+    n_axes = min(n_components, *X.shape)
+    # Data without variance (one row, constant columns) has arbitrary axes,
+    # and PCA warns dividing its zero variances: harmless for a start.
+    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
+        pca = PCA(n_components=n_axes, random_state=seed).fit(X)
+    return torch.as_tensor(pca.components_, dtype=torch.float32)
+
+
+def _one_blas_thread() -> threadpool_limits:
+    """Run NumPy's BLAS and LAPACK on one thread for the block.
+
+    PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
+    shares its core with any other busy process: with one process spinning
+    beside it on 2 cores, PCA's start of a 10,000 x 784 fit took 9.8 s instead
+    of a fraction of a second. On one thread it costs little more on a quiet
+    machine, and its result does not depend on the machine's core count.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
