@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The ``skae`` command line: ``skae compare`` pits an autoencoder against PCA.
 
-``main(argv)`` returns the exit status: 0 on success, 1 when the input or the
-environment is wrong (one line on stderr says what to do), 2 for unusable
-arguments (argparse's usage message).
+Exit statuses, as ``main(argv)`` returns them (the ``skae`` script exits with
+them):
+
+- 0: the table (and figures) were written; ``--help`` and ``--version`` exit
+  with 0 too.
+- 1: the data, a combination of options or the environment is unusable, or a
+  step of the job failed; one line on stderr says what was wrong. Also when
+  the reader of stdout goes away early (``skae compare | head``), silently.
+- 2: argparse rejected the arguments (an unknown option, a malformed value);
+  it prints its usage message and raises ``SystemExit(2)`` from ``main``.
+- 130: interrupted (Ctrl-C), as shells report SIGINT.
 """
 
 from __future__ import annotations
@@ -40,6 +48,11 @@ DEFAULT_N_SAMPLES = 5000
 DEFAULT_OUTPUT = "skae-compare"
 # The share of variance whose code sizes the default run reports.
 DEFAULT_VARIANCE = 0.9
+# Exit statuses of main(): see the module docstring. 130 is 128 + SIGINT (2),
+# what shells report for a command stopped by Ctrl-C.
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+# _one_line shortens longer error messages to this many characters.
+MAX_MESSAGE_LENGTH = 300
 # The autoencoder holds out part of its training samples to stop early.
 MIN_TRAIN_SAMPLES = 2
 GALLERY_SIZE = 10
@@ -92,9 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 1 when the data, the options or the environment are
-        unusable (a one-line message on stderr says why), 130 when
-        interrupted.
+        0 on success; 1 when the data, a combination of options or the
+        environment is unusable, or the job fails (a one-line message on
+        stderr says why), and when stdout is closed early (nothing printed);
+        130 when interrupted.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 when argparse rejects the arguments (after printing its
+        usage message), and 0 for ``--help`` and ``--version``.
     """
     args = build_parser().parse_args(argv)
     try:
@@ -104,19 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader (say, head) left: stay quiet, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_ERROR
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"skae {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except Exception as exc:
         # Anything else (torch failing to allocate a network, say) is one line
         # too: a traceback helps nobody who runs a command.
         message = f"{type(exc).__name__}: {_one_line(exc)}"
         print(f"skae {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"skae {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,7 +245,7 @@ def run_compare(args: argparse.Namespace) -> int:
     Returns
     -------
     status : int
-        0 when the table and figures are written.
+        0 when the table and figures are written; failures raise.
     """
     if not args.no_plots:
         from skae._plotting import check_matplotlib
@@ -295,7 +315,7 @@ def run_compare(args: argparse.Namespace) -> int:
     note = _convergence_note(result, args.epochs)
     if note:
         print(note)
-    return 0
+    return EXIT_OK
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -490,9 +510,11 @@ def _variance_summary(variance_table: pd.DataFrame) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """Put the exception's message on one line of at most 300 characters."""
+    """Put the exception's message on one line of at most MAX_MESSAGE_LENGTH."""
     message = " ".join(str(exc).split()) or "no details"
-    return message if len(message) <= 300 else message[:297] + "..."
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - len("...")] + "..."
 
 
 def _convergence_note(result: Comparison, epochs: int | str) -> str:
