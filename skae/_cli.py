@@ -400,7 +400,7 @@ def _write_figures(
         )
     ]
     ks = sorted(set(result.table["n_components"]))
-    if data.image_shape is not None:
+    if data.image_size is not None:
         k = ks[(len(ks) - 1) // 2]
         rows = _gallery_rows(result.y_test, n_test)
         originals = result.X_test[rows]
@@ -413,7 +413,7 @@ def _write_figures(
             plot_gallery(
                 originals,
                 reconstructions,
-                data.image_shape,
+                data.image_size,
                 output / FILES["gallery"],
                 title=f"{data.name}: test images and their reconstructions "
                 f"from k = {k} components",

@@ -114,7 +114,7 @@ def plot_reconstruction_error(
 def plot_gallery(
     originals: np.ndarray,
     reconstructions: Mapping[str, np.ndarray],
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     path: str | Path,
     *,
     title: str = "",
@@ -129,8 +129,8 @@ def plot_gallery(
     reconstructions : dict of str to ndarray of shape (n_images, height * width)
         Each method's reconstruction of ``originals``, by method name.
 
-    image_shape : tuple of int
-        (height, width) of one image.
+    image_size : tuple of int
+        (height, width) of one single-channel image.
 
     path : str or path-like
         Image file to write.
@@ -152,7 +152,7 @@ def plot_gallery(
     for row_axes, (name, images) in zip(axes, rows.items(), strict=True):
         for ax, image in zip(row_axes, images, strict=True):
             ax.imshow(
-                np.reshape(image, image_shape), cmap="gray_r", vmin=vmin, vmax=vmax
+                np.reshape(image, image_size), cmap="gray_r", vmin=vmin, vmax=vmax
             )
             ax.set_xticks([])
             ax.set_yticks([])
