@@ -42,8 +42,8 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-import skae._autoencoder
 from skae import AutoencoderTransformer
+from skae._threads import no_thread_sharing
 
 GRID = {"n_components": [2, 12], "hidden_layer_sizes": [(64,), (128, 64)]}
 
@@ -98,16 +98,6 @@ def torch_threads(n_threads: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def without_thread_budget():
-    budget = skae._autoencoder.torch_thread_budget
-    skae._autoencoder.torch_thread_budget = contextlib.nullcontext
-    try:
-        yield
-    finally:
-        skae._autoencoder.torch_thread_budget = budget
 
 
 def start_dask_cluster(stack: contextlib.ExitStack) -> str:
@@ -173,7 +163,7 @@ def configurations(
     def threading_without_budget():
         stack = contextlib.ExitStack()
         stack.enter_context(threading_backend())
-        stack.enter_context(without_thread_budget())
+        stack.enter_context(no_thread_sharing())
         return stack
 
     return {

@@ -20,7 +20,9 @@ Everything runs in one process on the same data (MNIST from
 2. Time to quality: seconds of training until the MNIST test MSE first drops
    below PCA's at k=32, for the hand-written loop and for skae with default
    settings (only ``n_components=32`` and ``random_state``). Evaluation time
-   is excluded from both clocks.
+   is excluded from both clocks; skae's clock covers its whole fit otherwise
+   (standardising, the PCA start, its validation pass), watched through
+   ``skae._training.observe_epochs``.
 3. The full default fit: wall time and test MSE against PCA's.
 """
 
@@ -38,8 +40,8 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-import skae._training
 from skae import AutoencoderTransformer
+from skae._training import observe_epochs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 K = 32
@@ -171,35 +173,31 @@ def bare_module_call(ae, X):
 
 
 def skae_time_to_quality(X_train, X_test, target, **params):
-    """Fit skae, pausing the clock after each epoch to measure the test MSE."""
-    original = skae._training.run_epoch
+    """Fit skae, pausing the clock after each epoch to measure the test MSE.
+
+    The clock runs for the whole fit (setup, training steps and skae's own
+    validation pass) except the test evaluation done in the epoch observer.
+    """
     mean = X_train.mean(axis=0, dtype=np.float64)
     scale = float(np.sqrt(X_train.var(axis=0, dtype=np.float64).mean()))
     X_test_std = torch.from_numpy(((X_test - mean) / scale).astype(np.float32))
-    clock = {"spent": 0.0, "reached": None, "curve": []}
+    clock = {"spent": 0.0, "reached": None, "curve": [], "since": 0.0}
 
-    def timed_epoch(network, *args):
-        start = time.perf_counter()
-        result = original(network, *args)
-        result.item()  # the epoch's work is done once its loss is known
-        clock["spent"] += time.perf_counter() - start
+    def evaluate(epoch, network, train_loss, valid_loss):
+        clock["spent"] += time.perf_counter() - clock["since"]
         network.eval()
         with torch.no_grad():
             mse = torch.mean((network(X_test_std) - X_test_std) ** 2).item() * scale**2
         clock["curve"].append(mse)
         if clock["reached"] is None and mse < target:
             clock["reached"] = clock["spent"]
-        return result
+        clock["since"] = time.perf_counter()
 
-    skae._training.run_epoch = timed_epoch
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            ae = AutoencoderTransformer(**params).fit(X_train)
-            wall = time.perf_counter() - start
-    finally:
-        skae._training.run_epoch = original
+    with observe_epochs(evaluate), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = clock["since"] = time.perf_counter()
+        ae = AutoencoderTransformer(**params).fit(X_train)
+        wall = time.perf_counter() - start
     return ae, clock, wall
 
 
