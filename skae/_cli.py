@@ -33,9 +33,10 @@ from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
 from skae import __version__
-from skae._autoencoder import AutoencoderTransformer
+from skae._autoencoder import AUTO_STEPS, AutoencoderTransformer
 from skae._compare import (
     DEFAULT_N_COMPONENTS,
+    DEFAULT_TEST_SIZE,
     Comparison,
     check_n_components,
     run_comparison,
@@ -189,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_epoch_count,
         default=DEFAULT_EPOCHS,
         help="most epochs the autoencoder trains (max_iter), or 'auto' for about "
-        "3500 training steps within 10 to 200 epochs; it stops earlier once its "
-        "validation loss stops improving (default: %(default)s)",
+        f"{AUTO_STEPS} training steps within 10 to 200 epochs; it stops earlier "
+        "once its validation loss stops improving (default: %(default)s)",
     )
     compare.add_argument(
         "--n-samples",
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--test-size",
         type=_fraction,
-        default=0.25,
+        default=DEFAULT_TEST_SIZE,
         metavar="FRACTION",
         help="share of the samples held out for testing (default: %(default)s)",
     )
