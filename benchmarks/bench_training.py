@@ -20,7 +20,9 @@ Everything runs in one process on the same data (MNIST from
 2. Time to quality: seconds of training until the MNIST test MSE first drops
    below PCA's at k=32, for the hand-written loop and for skae with default
    settings (only ``n_components=32`` and ``random_state``). Evaluation time
-   is excluded from both clocks.
+   is excluded from both clocks; skae's clock covers its whole fit otherwise
+   (standardising, the PCA start, its validation pass), watched through
+   ``skae._training.observe_epochs``.
 3. The full default fit: wall time and test MSE against PCA's.
 """
 
@@ -38,26 +40,33 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-import skae._training
 from skae import AutoencoderTransformer
+from skae._training import observe_epochs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 K = 32
+# The tutorial settings every loop of part 1 trains with: batch, Adam's rate
+# and the hidden widths (the encoder's; the decoder mirrors them).
 BATCH_SIZE = 256
+LEARNING_RATE = 1e-3
+HIDDEN = (256, 128)
+# MNIST: 28 x 28 pixels of 0..255, 60,000 training and 10,000 test images.
+N_PIXELS, PIXEL_MAX = 784, 255
+N_TRAIN, N_TEST = 60000, 10000
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray, str]:
     if DATA.exists():
         with np.load(DATA) as data:
-            X_train = data["x_train"].reshape(60000, -1).astype(np.float32) / 255
-            X_test = data["x_test"].reshape(10000, -1).astype(np.float32) / 255
+            X_train = data["x_train"].reshape(N_TRAIN, -1) / np.float32(PIXEL_MAX)
+            X_test = data["x_test"].reshape(N_TEST, -1) / np.float32(PIXEL_MAX)
         return X_train, X_test, "MNIST"
     # Synthetic stand-in: images of a few smooth strokes, values in [0, 1].
     rng = np.random.default_rng(0)
-    basis = rng.random((64, 784)).astype(np.float32) ** 8
-    codes = rng.random((70000, 64)).astype(np.float32) ** 4
+    basis = rng.random((64, N_PIXELS)).astype(np.float32) ** 8
+    codes = rng.random((N_TRAIN + N_TEST, 64)).astype(np.float32) ** 4
     X = np.clip(codes @ basis, 0, 1)
-    return X[:60000], X[60000:], "synthetic 70000 x 784"
+    return X[:N_TRAIN], X[N_TRAIN:], f"synthetic {len(X)} x {N_PIXELS}"
 
 
 def peak_rss_reset() -> int:
@@ -82,19 +91,20 @@ def _status_kib(field: str) -> int:
 
 
 def hand_written_network() -> tuple[nn.Module, nn.Module]:
+    wide, narrow = HIDDEN
     encoder = nn.Sequential(
-        nn.Linear(784, 256),
+        nn.Linear(N_PIXELS, wide),
         nn.ReLU(),
-        nn.Linear(256, 128),
+        nn.Linear(wide, narrow),
         nn.ReLU(),
-        nn.Linear(128, K),
+        nn.Linear(narrow, K),
     )
     decoder = nn.Sequential(
-        nn.Linear(K, 128),
+        nn.Linear(K, narrow),
         nn.ReLU(),
-        nn.Linear(128, 256),
+        nn.Linear(narrow, wide),
         nn.ReLU(),
-        nn.Linear(256, 784),
+        nn.Linear(wide, N_PIXELS),
         nn.Sigmoid(),
     )
     return encoder, decoder
@@ -105,7 +115,7 @@ def hand_written_fit(X, epochs, X_test=None, target=None):
     torch.manual_seed(0)
     encoder, decoder = hand_written_network()
     model = nn.Sequential(encoder, decoder)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss_fn = nn.MSELoss()
     X = torch.from_numpy(X)
     spent, reached = 0.0, None
@@ -136,7 +146,7 @@ def skorch_fit(X, epochs):
         nn.Sequential(*hand_written_network()),
         criterion=nn.MSELoss,
         optimizer=torch.optim.Adam,
-        lr=1e-3,
+        lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         max_epochs=epochs,
         train_split=None,
@@ -171,35 +181,31 @@ def bare_module_call(ae, X):
 
 
 def skae_time_to_quality(X_train, X_test, target, **params):
-    """Fit skae, pausing the clock after each epoch to measure the test MSE."""
-    original = skae._training.run_epoch
+    """Fit skae, pausing the clock after each epoch to measure the test MSE.
+
+    The clock runs for the whole fit (setup, training steps and skae's own
+    validation pass) except the test evaluation done in the epoch observer.
+    """
     mean = X_train.mean(axis=0, dtype=np.float64)
     scale = float(np.sqrt(X_train.var(axis=0, dtype=np.float64).mean()))
     X_test_std = torch.from_numpy(((X_test - mean) / scale).astype(np.float32))
-    clock = {"spent": 0.0, "reached": None, "curve": []}
+    clock = {"spent": 0.0, "reached": None, "curve": [], "since": 0.0}
 
-    def timed_epoch(network, *args):
-        start = time.perf_counter()
-        result = original(network, *args)
-        result.item()  # the epoch's work is done once its loss is known
-        clock["spent"] += time.perf_counter() - start
+    def evaluate(epoch, network, train_loss, valid_loss):
+        clock["spent"] += time.perf_counter() - clock["since"]
         network.eval()
         with torch.no_grad():
             mse = torch.mean((network(X_test_std) - X_test_std) ** 2).item() * scale**2
         clock["curve"].append(mse)
         if clock["reached"] is None and mse < target:
             clock["reached"] = clock["spent"]
-        return result
+        clock["since"] = time.perf_counter()
 
-    skae._training.run_epoch = timed_epoch
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            ae = AutoencoderTransformer(**params).fit(X_train)
-            wall = time.perf_counter() - start
-    finally:
-        skae._training.run_epoch = original
+    with observe_epochs(evaluate), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = clock["since"] = time.perf_counter()
+        ae = AutoencoderTransformer(**params).fit(X_train)
+        wall = time.perf_counter() - start
     return ae, clock, wall
 
 
@@ -263,10 +269,10 @@ def main() -> None:
         init="random",
         activation="relu",
         early_stopping=False,
-        hidden_layer_sizes=(256, 128),
+        hidden_layer_sizes=HIDDEN,
         batch_size=BATCH_SIZE,
         learning_rate="constant",
-        learning_rate_init=1e-3,
+        learning_rate_init=LEARNING_RATE,
         max_iter=epochs,
         tol=0,
         random_state=0,

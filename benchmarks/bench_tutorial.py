@@ -43,12 +43,17 @@ from sklearn.preprocessing import StandardScaler
 from skae import AutoencoderTransformer
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+# MNIST's 60,000 training and 10,000 test images, pixels 0..255; --quick trains
+# on the first 10,000 training images.
+N_TRAIN, N_TEST, N_TRAIN_QUICK, PIXEL_MAX = 60000, 10000, 10000, 255
+# The code size of every model: the tutorial's.
+K = 32
 
 
 def tutorial_models(epochs: int, default_epochs: int | str) -> dict[str, object]:
     """The four models of the comparison, unfitted."""
     tutorial = {
-        "n_components": 32,
+        "n_components": K,
         "hidden_layer_sizes": (64,),
         "code_activation": "relu",
         "loss": "binary_crossentropy",
@@ -63,9 +68,9 @@ def tutorial_models(epochs: int, default_epochs: int | str) -> dict[str, object]
         "tutorial": AutoencoderTransformer(**tutorial),
         "tutorial + dropout": AutoencoderTransformer(**tutorial, dropout=0.5),
         "skae defaults": AutoencoderTransformer(
-            n_components=32, max_iter=default_epochs, random_state=0
+            n_components=K, max_iter=default_epochs, random_state=0
         ),
-        "PCA": PCA(n_components=32, random_state=0),
+        "PCA": PCA(n_components=K, random_state=0),
     }
 
 
@@ -87,15 +92,15 @@ def main() -> None:
     args = parser.parse_args()
     if not MNIST.exists():
         raise SystemExit(f"{MNIST.name} not found beside the repository; nothing to do")
-    n_train = 10000 if args.quick else 60000
+    n_train = N_TRAIN_QUICK if args.quick else N_TRAIN
     with np.load(MNIST) as data:
-        X_train = data["x_train"][:n_train].reshape(n_train, -1) / np.float32(255)
-        X_test = data["x_test"].reshape(10000, -1) / np.float32(255)
+        X_train = data["x_train"][:n_train].reshape(n_train, -1) / np.float32(PIXEL_MAX)
+        X_test = data["x_test"].reshape(N_TEST, -1) / np.float32(PIXEL_MAX)
         y_train, y_test = data["y_train"][:n_train], data["y_test"]
     epochs = 1 if args.quick else args.epochs
     models = tutorial_models(epochs, 1 if args.quick else "auto")
     print(
-        f"MNIST: {n_train} training, 10000 test images; torch threads: "
+        f"MNIST: {n_train} training, {N_TEST} test images; torch threads: "
         f"{torch.get_num_threads()}; tutorial epochs: {epochs}"
     )
     print()

@@ -42,35 +42,47 @@ from sklearn.preprocessing import StandardScaler
 from skae import AutoencoderTransformer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Every small data set is split 75/25, with seed 0.
+TEST_SIZE = 0.25
+# 8-bit images scale to [0, 1]; the first rows of Fashion-MNIST's test set make
+# an image set between the digits and MNIST in size.
+PIXEL_MAX = 255
+N_FASHION = 6000
+N_MNIST_TRAIN, N_MNIST_TEST = 60000, 10000
 
 
 def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]]:
     """Yield (name, X_train, X_test, ks) for every data set of the panel."""
     X = load_digits().data / 16.0
-    yield "digits", *train_test_split(X, test_size=0.25, random_state=0), [8, 32, 48]
+    yield (
+        "digits",
+        *train_test_split(X, test_size=TEST_SIZE, random_state=0),
+        [8, 32, 48],
+    )
     for name, loader, ks in (
         ("breast_cancer", load_breast_cancer, [2, 5, 10, 20]),
         ("wine", load_wine, [2, 4, 8]),
     ):
         X_train, X_test = train_test_split(
-            loader().data, test_size=0.25, random_state=0
+            loader().data, test_size=TEST_SIZE, random_state=0
         )
         scaler = StandardScaler().fit(X_train)
         yield name, scaler.transform(X_train), scaler.transform(X_test), ks
     fashion = DATA / "fashion_mnist.npz"
     if fashion.exists():
         with np.load(fashion) as data:
-            X = data["x_test"][:6000].reshape(6000, -1).astype(np.float32) / 255
+            X = data["x_test"][:N_FASHION].reshape(N_FASHION, -1)
+            X = X.astype(np.float32) / PIXEL_MAX
         yield (
             "fashion_mnist_6000",
-            *train_test_split(X, test_size=0.25, random_state=0),
+            *train_test_split(X, test_size=TEST_SIZE, random_state=0),
             [16, 64, 128],
         )
     digits_file = DATA / "mnist.npz"
     if mnist and digits_file.exists():
         with np.load(digits_file) as data:
-            X_train = data["x_train"].reshape(60000, -1).astype(np.float32) / 255
-            X_test = data["x_test"].reshape(10000, -1).astype(np.float32) / 255
+            X_train = data["x_train"].reshape(N_MNIST_TRAIN, -1) / np.float32(PIXEL_MAX)
+            X_test = data["x_test"].reshape(N_MNIST_TEST, -1) / np.float32(PIXEL_MAX)
         yield "mnist_60000", X_train, X_test, [32]
 
 

@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The ``skae`` command line: ``skae compare`` pits an autoencoder against PCA.
 
-``main(argv)`` returns the exit status: 0 on success, 1 when the input or the
-environment is wrong (one line on stderr says what to do), 2 for unusable
-arguments (argparse's usage message).
+Exit statuses, as ``main(argv)`` returns them (the ``skae`` script exits with
+them):
+
+- 0: the table (and figures) were written; ``--help`` and ``--version`` exit
+  with 0 too.
+- 1: the data, a combination of options or the environment is unusable, or a
+  step of the job failed; one line on stderr says what was wrong. Also when
+  the reader of stdout goes away early (``skae compare | head``), silently.
+- 2: argparse rejected the arguments (an unknown option, a malformed value);
+  it prints its usage message and raises ``SystemExit(2)`` from ``main``.
+- 130: interrupted (Ctrl-C), as shells report SIGINT.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
 from skae import __version__
-from skae._autoencoder import AutoencoderTransformer
+from skae._autoencoder import AUTO_STEPS, AutoencoderTransformer
 from skae._compare import (
     DEFAULT_N_COMPONENTS,
+    DEFAULT_TEST_SIZE,
     Comparison,
     check_n_components,
     run_comparison,
@@ -40,6 +49,11 @@ DEFAULT_N_SAMPLES = 5000
 DEFAULT_OUTPUT = "skae-compare"
 # The share of variance whose code sizes the default run reports.
 DEFAULT_VARIANCE = 0.9
+# Exit statuses of main(): see the module docstring. 130 is 128 + SIGINT (2),
+# what shells report for a command stopped by Ctrl-C.
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+# _one_line shortens longer error messages to this many characters.
+MAX_MESSAGE_LENGTH = 300
 # The autoencoder holds out part of its training samples to stop early.
 MIN_TRAIN_SAMPLES = 2
 GALLERY_SIZE = 10
@@ -92,9 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 1 when the data, the options or the environment are
-        unusable (a one-line message on stderr says why), 130 when
-        interrupted.
+        0 on success; 1 when the data, a combination of options or the
+        environment is unusable, or the job fails (a one-line message on
+        stderr says why), and when stdout is closed early (nothing printed);
+        130 when interrupted.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 when argparse rejects the arguments (after printing its
+        usage message), and 0 for ``--help`` and ``--version``.
     """
     args = build_parser().parse_args(argv)
     try:
@@ -104,19 +125,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader (say, head) left: stay quiet, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_ERROR
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"skae {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except Exception as exc:
         # Anything else (torch failing to allocate a network, say) is one line
         # too: a traceback helps nobody who runs a command.
         message = f"{type(exc).__name__}: {_one_line(exc)}"
         print(f"skae {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"skae {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_epoch_count,
         default=DEFAULT_EPOCHS,
         help="most epochs the autoencoder trains (max_iter), or 'auto' for about "
-        "3500 training steps within 10 to 200 epochs; it stops earlier once its "
-        "validation loss stops improving (default: %(default)s)",
+        f"{AUTO_STEPS} training steps within 10 to 200 epochs; it stops earlier "
+        "once its validation loss stops improving (default: %(default)s)",
     )
     compare.add_argument(
         "--n-samples",
@@ -182,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--test-size",
         type=_fraction,
-        default=0.25,
+        default=DEFAULT_TEST_SIZE,
         metavar="FRACTION",
         help="share of the samples held out for testing (default: %(default)s)",
     )
@@ -225,7 +246,7 @@ def run_compare(args: argparse.Namespace) -> int:
     Returns
     -------
     status : int
-        0 when the table and figures are written.
+        0 when the table and figures are written; failures raise.
     """
     if not args.no_plots:
         from skae._plotting import check_matplotlib
@@ -295,7 +316,7 @@ def run_compare(args: argparse.Namespace) -> int:
     note = _convergence_note(result, args.epochs)
     if note:
         print(note)
-    return 0
+    return EXIT_OK
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -380,7 +401,7 @@ def _write_figures(
         )
     ]
     ks = sorted(set(result.table["n_components"]))
-    if data.image_shape is not None:
+    if data.image_size is not None:
         k = ks[(len(ks) - 1) // 2]
         rows = _gallery_rows(result.y_test, n_test)
         originals = result.X_test[rows]
@@ -393,7 +414,7 @@ def _write_figures(
             plot_gallery(
                 originals,
                 reconstructions,
-                data.image_shape,
+                data.image_size,
                 output / FILES["gallery"],
                 title=f"{data.name}: test images and their reconstructions "
                 f"from k = {k} components",
@@ -490,9 +511,11 @@ def _variance_summary(variance_table: pd.DataFrame) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """Put the exception's message on one line of at most 300 characters."""
+    """Put the exception's message on one line of at most MAX_MESSAGE_LENGTH."""
     message = " ".join(str(exc).split()) or "no details"
-    return message if len(message) <= 300 else message[:297] + "..."
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - len("...")] + "..."
 
 
 def _convergence_note(result: Comparison, epochs: int | str) -> str:

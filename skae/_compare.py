@@ -33,6 +33,9 @@ Progress = Callable[[int, int, str], None]
 Estimators = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 DEFAULT_N_COMPONENTS = (2, 4, 8, 16, 32)
+# Share of the samples held out for testing: train_test_split's default, large
+# enough for a stable test error on a few hundred samples.
+DEFAULT_TEST_SIZE = 0.25
 COLUMNS = (
     "method",
     "n_components",
@@ -78,7 +81,7 @@ def compare(
     n_components: Sequence[int] = DEFAULT_N_COMPONENTS,
     estimators: Estimators | None = None,
     classifier: Any = None,
-    test_size: float = 0.25,
+    test_size: float = DEFAULT_TEST_SIZE,
     random_state: int | np.random.RandomState | None = None,
     progress: Progress | None = None,
     variance: float | None = None,
@@ -192,7 +195,7 @@ def run_comparison(
     n_components: Sequence[int] = DEFAULT_N_COMPONENTS,
     estimators: Estimators | None = None,
     classifier: Any = None,
-    test_size: float = 0.25,
+    test_size: float = DEFAULT_TEST_SIZE,
     random_state: int | np.random.RandomState | None = None,
     progress: Progress | None = None,
     variance: float | None = None,

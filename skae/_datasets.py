@@ -2,10 +2,12 @@
 """Data sets for ``skae compare``: the bundled digits, or a user's file.
 
 Every loader returns a :class:`Dataset`: a float matrix ``X``, optional labels,
-and the image shape when the rows are images (so that reconstructions can be
-shown as pictures). Problems with the input raise ``ValueError`` (or
-``OSError`` for files that cannot be read) with a message that names the file
-and says what to do.
+and the image size (height, width) when the rows are images, so that
+reconstructions can be shown as pictures. It is called ``image_size``, not
+``image_shape``: the estimators' ``image_shape`` is (channels, height, width).
+
+Problems with the input raise ``ValueError`` (or ``OSError`` for files that
+cannot be read) with a message that names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class Dataset:
         to [0, 1]; other values are kept as they are.
     y : ndarray of shape (n_samples,) or None
         Labels, when the source has them.
-    image_shape : tuple of int or None
-        (height, width) when each row of X is a flattened image.
+    image_size : tuple of int or None
+        (height, width) when each row of X is a flattened single-channel
+        image, else None.
     n_available : int
         Samples in the source before any subsampling.
     """
@@ -48,7 +51,7 @@ class Dataset:
     name: str
     X: np.ndarray
     y: np.ndarray | None
-    image_shape: tuple[int, int] | None
+    image_size: tuple[int, int] | None
     n_available: int
 
 
@@ -86,13 +89,13 @@ def load_dataset(
     Returns
     -------
     dataset : Dataset
-        Features, labels and image shape.
+        Features, labels and image size (height, width).
 
     Examples
     --------
     >>> from skae._datasets import load_dataset
     >>> data = load_dataset("digits", n_samples=100, random_state=0)
-    >>> data.X.shape, data.y.shape, data.image_shape
+    >>> data.X.shape, data.y.shape, data.image_size
     ((100, 64), (100,), (8, 8))
     """
     if n_samples is not None and n_samples < 1:
@@ -104,17 +107,17 @@ def load_dataset(
         )
     if str(source) == BUILTIN:
         name = BUILTIN
-        X, y, image_shape = _load_digits()
+        X, y, image_size = _load_digits()
     else:
         path = _existing_file(source)
         name = path.name
         suffix = path.suffix.lower()
         if suffix == ".npz":
-            X, y, image_shape = _load_npz(path)
+            X, y, image_size = _load_npz(path)
         elif suffix == ".npy":
-            X, y, image_shape = _load_npy(path)
+            X, y, image_size = _load_npy(path)
         else:
-            X, y, image_shape = _load_csv(path, target)
+            X, y, image_size = _load_csv(path, target)
     n_available = X.shape[0]
     if n_samples is not None and n_samples < n_available:
         rows = np.sort(
@@ -124,8 +127,8 @@ def load_dataset(
         )
         X, y = X[rows], None if y is None else y[rows]
     # Scale after subsampling: MNIST as float would take four times the memory.
-    X = _to_float(X, image_shape, name)
-    return Dataset(name, X, y, image_shape, n_available)
+    X = _to_float(X, image_size, name)
+    return Dataset(name, X, y, image_size, n_available)
 
 
 def _existing_file(source: str | Path) -> Path:
@@ -194,8 +197,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | Non
             f"{path}: {len(X)} images but labels of shape {y.shape}; expected one "
             "label per image."
         )
-    image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
-    return X.reshape(len(X), -1), y, image_shape
+    image_size = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
+    return X.reshape(len(X), -1), y, image_size
 
 
 def _load_npy(path: Path) -> tuple[np.ndarray, None, tuple[int, int] | None]:
@@ -210,8 +213,8 @@ def _load_npy(path: Path) -> tuple[np.ndarray, None, tuple[int, int] | None]:
             f"{path} holds an array of shape {X.shape}; expected 2-D (samples x "
             "features) or 3-D (samples x height x width)."
         )
-    image_shape = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
-    return X.reshape(len(X), -1), None, image_shape
+    image_size = (int(X.shape[1]), int(X.shape[2])) if X.ndim == 3 else None
+    return X.reshape(len(X), -1), None, image_size
 
 
 def _load_csv(
@@ -247,7 +250,7 @@ def _load_csv(
 
 
 def _to_float(
-    X: np.ndarray, image_shape: tuple[int, int] | None, name: str
+    X: np.ndarray, image_size: tuple[int, int] | None, name: str
 ) -> np.ndarray:
     if X.dtype.kind == "c":
         # Casting would drop the imaginary part silently; the estimators refuse
@@ -259,7 +262,7 @@ def _to_float(
         )
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(f"{name} holds {X.dtype} values; expected numbers.")
-    eight_bit_images = image_shape is not None and X.dtype == np.uint8
+    eight_bit_images = image_size is not None and X.dtype == np.uint8
     X = X.astype(np.float32)
     if eight_bit_images:
         X /= 255.0

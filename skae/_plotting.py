@@ -23,6 +23,16 @@ MISSING_MATPLOTLIB = (
 # Beyond this many distinct labels a scatter gets a colour bar, not a legend.
 MAX_LEGEND_LABELS = 20
 DPI = 120
+# Inches of one panel of a line plot (error against k, loss curves): room for
+# the axis labels and a legend of a few lines without crowding the lines.
+PANEL_WIDTH, PANEL_HEIGHT = 5.2, 4.2
+# Inches of one square panel of 2-D codes.
+EMBEDDING_PANEL = 4.6
+# Scatter points small and translucent, so that thousands of codes show where
+# they crowd instead of merging into a blot.
+POINT_SIZE, POINT_ALPHA = 6, 0.7
+# Grid lines faint enough not to compete with the data.
+GRID_ALPHA = 0.3
 
 
 def check_matplotlib() -> None:
@@ -90,7 +100,7 @@ def plot_reconstruction_error(
     panels = [("test_mse", "test reconstruction MSE (lower is better)")]
     if "test_accuracy" in table:
         panels.append(("test_accuracy", "test accuracy of a classifier on the codes"))
-    figure = _new_figure(figsize=(5.2 * len(panels), 4.2))
+    figure = _new_figure(figsize=(PANEL_WIDTH * len(panels), PANEL_HEIGHT))
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     ks = sorted(table["n_components"].unique())
     for ax, (column, label) in zip(axes, panels, strict=True):
@@ -102,7 +112,7 @@ def plot_reconstruction_error(
         ax.minorticks_off()
         ax.set_xlabel("number of components k")
         ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=GRID_ALPHA)
         ax.legend()
     if (table["test_mse"] > 0).all():
         _log_y(axes[0])
@@ -114,7 +124,7 @@ def plot_reconstruction_error(
 def plot_gallery(
     originals: np.ndarray,
     reconstructions: Mapping[str, np.ndarray],
-    image_shape: tuple[int, int],
+    image_size: tuple[int, int],
     path: str | Path,
     *,
     title: str = "",
@@ -129,8 +139,8 @@ def plot_gallery(
     reconstructions : dict of str to ndarray of shape (n_images, height * width)
         Each method's reconstruction of ``originals``, by method name.
 
-    image_shape : tuple of int
-        (height, width) of one image.
+    image_size : tuple of int
+        (height, width) of one single-channel image.
 
     path : str or path-like
         Image file to write.
@@ -152,7 +162,7 @@ def plot_gallery(
     for row_axes, (name, images) in zip(axes, rows.items(), strict=True):
         for ax, image in zip(row_axes, images, strict=True):
             ax.imshow(
-                np.reshape(image, image_shape), cmap="gray_r", vmin=vmin, vmax=vmax
+                np.reshape(image, image_size), cmap="gray_r", vmin=vmin, vmax=vmax
             )
             ax.set_xticks([])
             ax.set_yticks([])
@@ -191,7 +201,7 @@ def plot_embedding(
     path : pathlib.Path
         The file written.
     """
-    figure = _new_figure(figsize=(4.6 * len(codes) + 1.2, 4.6))
+    figure = _new_figure(figsize=(EMBEDDING_PANEL * len(codes) + 1.2, EMBEDDING_PANEL))
     axes = figure.subplots(1, len(codes), squeeze=False)[0]
     classes = None if labels is None else np.unique(labels)
     discrete = classes is not None and (
@@ -200,12 +210,17 @@ def plot_embedding(
     )
     for ax, (name, points) in zip(axes, codes.items(), strict=True):
         if labels is None:
-            ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6)
+            ax.scatter(points[:, 0], points[:, 1], s=POINT_SIZE, alpha=POINT_ALPHA)
         elif discrete:
             _scatter_classes(ax, points, labels, classes)
         else:
             artist = ax.scatter(
-                points[:, 0], points[:, 1], c=labels, s=6, alpha=0.7, cmap="viridis"
+                points[:, 0],
+                points[:, 1],
+                c=labels,
+                s=POINT_SIZE,
+                alpha=POINT_ALPHA,
+                cmap="viridis",
             )
         ax.set_title(name)
         ax.set_xlabel("component 1")
@@ -238,8 +253,8 @@ def _scatter_classes(
         ax.scatter(
             points[mask, 0],
             points[mask, 1],
-            s=6,
-            alpha=0.7,
+            s=POINT_SIZE,
+            alpha=POINT_ALPHA,
             color=colors[index % len(colors)],
             label=str(label),
         )
@@ -272,7 +287,7 @@ def plot_loss_curves(
     """
     has_validation = any(valid is not None for _, valid in curves.values())
     n_panels = 2 if has_validation else 1
-    figure = _new_figure(figsize=(5.2 * n_panels + 0.8, 4.2))
+    figure = _new_figure(figsize=(PANEL_WIDTH * n_panels + 0.8, PANEL_HEIGHT))
     axes = figure.subplots(1, n_panels, squeeze=False, sharex=True, sharey=True)[0]
     from matplotlib import colormaps
 
@@ -287,7 +302,7 @@ def plot_loss_curves(
         ax.set_title(panel_title)
         ax.set_xlabel("epoch")
         _log_y(ax)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=GRID_ALPHA)
     axes[0].set_ylabel("mean squared reconstruction error")
     figure.legend(
         *axes[0].get_legend_handles_labels(),

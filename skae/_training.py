@@ -9,8 +9,9 @@ sklearn or about what the loss contains.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from contextlib import nullcontext
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +150,38 @@ def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return total / X.shape[0]
 
 
+EpochObserver = Callable[[int, nn.Module, float, float | None], None]
+# The callbacks of observe_epochs, per thread: a fit reports to its own thread's.
+_epoch_observers = threading.local()
+
+
+@contextmanager
+def observe_epochs(callback: EpochObserver) -> Iterator[None]:
+    """Watch every epoch of the fits that run in this thread inside the block.
+
+    A private hook for benchmarks and tests, kept stable for them: after each
+    epoch, :func:`train` calls ``callback(epoch, network, train_loss,
+    valid_loss)`` with the epoch number (from 1 in each call of ``fit`` or
+    ``partial_fit``), the network being trained (on rows as the loop sees
+    them: the estimators standardise X first), and the epoch's training and
+    validation loss in reported units (``valid_loss`` is None without
+    held-out rows). The callback may evaluate the network, under
+    ``torch.no_grad()`` and without drawing from torch's random generator (or
+    the fit changes); it must not change its weights. Without observers, the
+    loop pays one attribute lookup per epoch.
+
+    Observers are per thread, so fits in other threads of the process are
+    not seen; blocks nest, and every active callback is called in turn.
+    """
+    if not hasattr(_epoch_observers, "callbacks"):
+        _epoch_observers.callbacks = []
+    _epoch_observers.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        _epoch_observers.callbacks.remove(callback)
+
+
 def train(
     network: nn.Module,
     X_train: torch.Tensor,
@@ -231,6 +264,8 @@ def train(
             result.valid_losses.append(losses[1])
         if config.verbose:
             _print_epoch(epoch, losses)
+        for observe in tuple(getattr(_epoch_observers, "callbacks", ())):
+            observe(epoch, network, losses[0], losses[1] if len(losses) > 1 else None)
         epochs.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
 
         monitored = losses[-1]

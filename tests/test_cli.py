@@ -342,6 +342,47 @@ def test_unusable_option_values_exit_with_usage(capsys, args):
     assert "error: argument" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_exit_with_0(capsys, option):
+    with pytest.raises(SystemExit) as excinfo:
+        main([option])
+    assert excinfo.value.code == 0
+    assert "skae" in capsys.readouterr().out
+
+
+def test_interrupt_exits_with_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("skae._cli.run_comparison", interrupted)
+    status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
+    assert (status, err) == (130, "skae compare: interrupted\n")
+
+
+def test_closed_stdout_exits_with_1_silently(tmp_path):
+    """The reader of stdout left (skae compare | head): status 1, no traceback."""
+    script = (
+        "import sys, skae._cli\n"
+        "def gone(args):\n"
+        "    raise BrokenPipeError\n"
+        "skae._cli.run_compare = gone\n"
+        "sys.exit(skae._cli.main(['compare']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parents[1]),
+            "OMP_NUM_THREADS": "1",
+        },
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "")
+
+
 class Terminal(io.StringIO):
     def isatty(self):
         return True
