@@ -33,7 +33,8 @@ from sklearn.exceptions import ConvergenceWarning
 from tqdm import tqdm
 
 from skae import __version__
-from skae._autoencoder import AUTO_STEPS, AutoencoderTransformer
+from skae._autoencoder import AutoencoderTransformer
+from skae._base import AUTO_MAX_EPOCHS, AUTO_MIN_EPOCHS, AUTO_STEPS
 from skae._compare import (
     DEFAULT_N_COMPONENTS,
     DEFAULT_TEST_SIZE,
@@ -190,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_epoch_count,
         default=DEFAULT_EPOCHS,
         help="most epochs the autoencoder trains (max_iter), or 'auto' for about "
-        f"{AUTO_STEPS} training steps within 10 to 200 epochs; it stops earlier "
-        "once its validation loss stops improving (default: %(default)s)",
+        f"{AUTO_STEPS} training steps within {AUTO_MIN_EPOCHS} to "
+        f"{AUTO_MAX_EPOCHS} epochs; it stops earlier once its validation loss "
+        "stops improving (default: %(default)s)",
     )
     compare.add_argument(
         "--n-samples",
