@@ -16,7 +16,7 @@ import copy
 import sys
 import warnings
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -32,12 +32,10 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from skae._checks import FLOAT_DTYPES, positive_ints
@@ -67,6 +65,7 @@ from skae._networks import (
     standardization_tensors,
     start_from_pca,
 )
+from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
 from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
 from skae._training import (
@@ -74,7 +73,6 @@ from skae._training import (
     TrainingConfig,
     TrainingResult,
     optimizer_state_to_cpu,
-    reconstruction_error,
     train,
 )
 
@@ -506,7 +504,7 @@ class BaseAutoencoder(
                         start_from_pca(
                             network.encoder,
                             network.decoder,
-                            _principal_axes(rows, n_components, plan.seed),
+                            principal_axes(rows, n_components, plan.seed),
                         )
                     network = network.to(device)
                 threads = choose_threads(
@@ -538,7 +536,7 @@ class BaseAutoencoder(
                     start_from_pca(
                         network.encoder,
                         network.decoder,
-                        _principal_axes(X, n_components, plan.seed).to(device),
+                        principal_axes(X, n_components, plan.seed).to(device),
                     )
                 return network, result
 
@@ -549,9 +547,9 @@ class BaseAutoencoder(
                 n_components = int(self.n_components)
                 network, result = fit_network(n_components)
             else:
-                n_components, network, result = _smallest_sufficient_code(
+                n_components, network, result = smallest_sufficient_code(
                     fit_network,
-                    _pca_components_for(X, self.n_components),
+                    pca_components_for(X, self.n_components),
                     self.n_components,
                     X_train if X_valid is None else X_valid,
                 )
@@ -844,69 +842,3 @@ def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
     if len(image_shape) != 3 or np.prod(image_shape) != n_features:
         raise mismatch
     return image_shape
-
-
-def _pca_components_for(X: np.ndarray, fraction: float) -> int:
-    """PCA's number of components explaining ``fraction`` of X's variance."""
-    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
-        pca = PCA(n_components=fraction, svd_solver="full").fit(X)
-    return max(1, int(pca.n_components_))
-
-
-def _smallest_sufficient_code(
-    fit_network: Callable[[int], tuple[AutoencoderNet, Any]],
-    max_components: int,
-    fraction: float,
-    X_check: torch.Tensor,
-) -> tuple[int, AutoencoderNet, Any]:
-    """Search the smallest code whose reconstruction R² on X_check reaches fraction.
-
-    A bisection over 1..``max_components`` (PCA's own size for the fraction,
-    which the PCA start reaches already), fitting one network per size tried.
-    ``X_check`` holds held-out rows when there are any. If no size reaches
-    the fraction, PCA's size is kept.
-    """
-    total = float(torch.mean(X_check**2))
-    fits: dict[int, tuple[AutoencoderNet, Any]] = {}
-
-    def reaches(n_components: int) -> bool:
-        fits[n_components] = fit_network(n_components)
-        error = float(reconstruction_error(fits[n_components][0], X_check))
-        return total == 0 or 1 - error / total >= fraction
-
-    low, high = 1, max_components
-    while low < high:
-        middle = (low + high) // 2
-        if reaches(middle):
-            high = middle
-        else:
-            low = middle + 1
-    if low not in fits:
-        reaches(low)
-    return low, *fits[low]
-
-
-def _principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:
-    """Return PCA's axes of X as float32 rows, at most ``n_components`` of them.
-
-    Fewer if X has fewer samples or features. The axes are the same whether X
-    is standardised or not, as skae divides every feature by one common scale.
-    """
-    n_axes = min(n_components, *X.shape)
-    # Data without variance (one row, constant columns) has arbitrary axes,
-    # and PCA warns dividing its zero variances: harmless for a start.
-    with np.errstate(divide="ignore", invalid="ignore"), _one_blas_thread():
-        pca = PCA(n_components=n_axes, random_state=seed).fit(X)
-    return torch.as_tensor(pca.components_, dtype=torch.float32)
-
-
-def _one_blas_thread() -> threadpool_limits:
-    """Run NumPy's BLAS and LAPACK on one thread for the block.
-
-    PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
-    shares its core with any other busy process: with one process spinning
-    beside it on 2 cores, PCA's start of a 10,000 x 784 fit took 9.8 s instead
-    of a fraction of a second. On one thread it costs little more on a quiet
-    machine, and its result does not depend on the machine's core count.
-    """
-    return threadpool_limits(limits=1, user_api="blas")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Data path: devices, NumPy <-> torch at the boundary, and batched inference.
+"""Data path: standardisation, devices, NumPy <-> torch, and batched inference.
 
 Nothing here knows about scikit-learn or about how a network was trained.
 """

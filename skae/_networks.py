@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Torch core: the modules skae trains, and the loss each one minimises.
+"""Torch core: the modules skae trains, the loss each one minimises, their checks.
 
 Imports torch only. Every network works on standardised data; the estimator
-wraps it in :class:`Standardize` / :class:`Unstandardize` for raw inputs.
+wraps it in :class:`Standardize` / :class:`Unstandardize` for raw inputs. The
+checks of a new network's widths and of saved weights live here too.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The variational autoencoder: a generative model with the transformer's face."""
+"""The variational autoencoder: a generative model with the family's face."""
 
 from __future__ import annotations
 

@@ -195,7 +195,7 @@ def test_fraction_picks_the_smallest_sufficient_code(digits_split):
 
 def test_fraction_search_is_a_bisection(monkeypatch):
     """One network per size tried; the smallest size reaching the fraction wins."""
-    import skae._base as face
+    import skae._pca as face
 
     tried = []
     reach = 5
@@ -210,7 +210,7 @@ def test_fraction_search_is_a_bisection(monkeypatch):
         lambda k, X: torch.tensor(0.0 if k >= reach else 1.0),
     )
     X_check = torch.ones(4, 3)
-    n_components, network, _ = face._smallest_sufficient_code(
+    n_components, network, _ = face.smallest_sufficient_code(
         fit_network, 16, 0.9, X_check
     )
     assert n_components == network == reach
