@@ -7,7 +7,16 @@ import re
 import pytest
 
 from skae import AutoencoderTransformer, VariationalAutoencoder
-from skae._base import ARCHITECTURE_PARAMS, SHARED_CONSTRAINTS, BaseAutoencoder
+from skae._base import (
+    ARCHITECTURE_PARAMS,
+    AUTO_BATCH_SIZE,
+    AUTO_MAX_EPOCHS,
+    AUTO_MIN_EPOCHS,
+    AUTO_STEPS,
+    SHARED_CONSTRAINTS,
+    BaseAutoencoder,
+)
+from skae._data import SCALE_ROWS
 
 VARIANTS = [AutoencoderTransformer, VariationalAutoencoder]
 # Shared parameters whose documentation differs on purpose, and why.
@@ -98,3 +107,14 @@ def test_the_architecture_alone_builds_the_network(cls):
     ]
     assert 5 in widths and 7 not in widths and 4 not in widths
     assert not any("Dropout" in type(m).__name__ for m in network.modules())
+
+
+@pytest.mark.parametrize("cls", VARIANTS)
+def test_docstrings_quote_the_constants_the_code_uses(cls):
+    """Numbers a docstring explains come from the named constants, not memory."""
+    doc = " ".join(inspect.getdoc(cls).split())
+    assert f"min({AUTO_BATCH_SIZE}, n_samples)" in doc
+    assert f"about {AUTO_STEPS} optimiser steps" in doc
+    assert f"within {AUTO_MIN_EPOCHS} to {AUTO_MAX_EPOCHS} epochs" in doc
+    if cls is AutoencoderTransformer:
+        assert f"at most about {SCALE_ROWS} evenly spaced rows" in doc
