@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderTransformer
-from tests.conftest import load_npz_images
+from tests.helpers import load_npz_images
 
 
 def test_shapes_and_round_trip(fitted_small, small_data):

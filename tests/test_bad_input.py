@@ -27,8 +27,12 @@ from torch import nn
 
 import skae
 from skae import AutoencoderTransformer, VariationalAutoencoder
+from tests.helpers import assert_unchanged, snapshot
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 N_FEATURES, N_COMPONENTS = 5, 2
 METHODS = ("fit", "partial_fit", "transform", "inverse_transform", "score")
@@ -53,15 +57,6 @@ def frame(X, columns=None):
     return pd.DataFrame(X, columns=columns)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: waking torch's threads costs more than the work itself."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 @pytest.fixture(scope="module")
 def fitted_models():
     """Models fitted on an array and on a DataFrame, with their outputs.
@@ -83,49 +78,6 @@ def n_columns_for(method):
 
 
 # -- "unchanged" means every attribute, by identity and by value ---------------------
-
-
-def snapshot(model):
-    """The attributes' identities, and deep copies of their values."""
-    values = {}
-    for name, value in vars(model).items():
-        if isinstance(value, nn.Module):
-            values[name] = {k: v.clone() for k, v in value.state_dict().items()}
-        else:
-            values[name] = copy.deepcopy(value)
-    return dict(vars(model)), values
-
-
-def assert_equal_values(new, old, where):
-    if isinstance(old, np.ndarray):
-        assert new.dtype == old.dtype, where
-        assert np.array_equal(new, old, equal_nan=old.dtype.kind == "f"), where
-    elif isinstance(old, torch.Tensor):
-        assert torch.equal(new, old), where
-    elif isinstance(old, dict):
-        assert list(new) == list(old), where
-        for key in old:
-            assert_equal_values(new[key], old[key], f"{where}[{key!r}]")
-    elif isinstance(old, list | tuple):
-        assert len(new) == len(old), where
-        for index, (a, b) in enumerate(zip(new, old, strict=True)):
-            assert_equal_values(a, b, f"{where}[{index}]")
-    elif isinstance(old, np.random.RandomState):
-        assert_equal_values(new.get_state(), old.get_state(), where)
-    elif type(old).__eq__ is object.__eq__:
-        assert type(new) is type(old), where  # no value to compare: identity was
-    else:
-        assert new == old or (new != new and old != old), where
-
-
-def assert_unchanged(model, before):
-    identities, values = before
-    assert vars(model).keys() == identities.keys()
-    for name, value in identities.items():
-        assert vars(model)[name] is value, f"{name} was replaced"
-    _, now = snapshot(model)
-    for name, value in values.items():
-        assert_equal_values(now[name], value, name)
 
 
 def outputs(model, on_frame):

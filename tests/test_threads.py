@@ -1,13 +1,11 @@
 """How many torch threads each fit and inference uses, and inference's folding."""
 
 import time
-import warnings
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 import skae._threads
@@ -21,17 +19,12 @@ from skae._threads import (
     choose_threads,
     multiply_adds_per_row,
 )
+from tests.helpers import fit_quietly
 
 
 @pytest.fixture
 def no_remembered_choice(monkeypatch):
     monkeypatch.setattr(skae._threads, "_latest", None)
-
-
-def fit_quietly(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 class CountingLinear(nn.Linear):

@@ -30,19 +30,13 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._networks import code_sparsity_penalty
-from tests.conftest import load_npz_images
-from tests.test_bad_input import REJECTED, assert_unchanged, snapshot
+from tests.helpers import assert_unchanged, load_npz_images, snapshot
+from tests.test_bad_input import REJECTED
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small networks on a shared CPU: one thread each beats contending for two."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 
 def reconstruction_error(model, X_input, X_target):
