@@ -1,10 +1,10 @@
-import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from skae import AutoencoderTransformer
+from tests.helpers import low_rank_data
 
 
 @pytest.fixture(scope="session")
@@ -16,9 +16,7 @@ def digits():
 
 @pytest.fixture(scope="session")
 def small_data():
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(120, 3))
-    return latent @ rng.normal(size=(3, 10)) + 0.05 * rng.normal(size=(120, 10))
+    return low_rank_data(120, 10, rank=3, noise=0.05)
 
 
 @pytest.fixture(scope="session")

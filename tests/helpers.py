@@ -28,6 +28,15 @@ def load_npz_images(name, n_train, n_test):
         return X_train, data["y_train"][:n_train], X_test, data["y_test"][:n_test]
 
 
+def low_rank_data(n_samples, n_features, rank, noise, seed=0):
+    """Samples near a random ``rank``-dimensional subspace, plus Gaussian noise."""
+    rng = np.random.RandomState(seed)
+    latent = rng.normal(size=(n_samples, rank))
+    return latent @ rng.normal(size=(rank, n_features)) + noise * rng.normal(
+        size=(n_samples, n_features)
+    )
+
+
 def fit_quietly(estimator, X):
     """Fit without the ConvergenceWarning that few-epoch test fits raise."""
     with warnings.catch_warnings():

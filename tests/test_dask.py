@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from skae import AutoencoderTransformer
-from tests.helpers import fit_quietly
+from tests.helpers import fit_quietly, low_rank_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,10 +43,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def X():
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(N_SAMPLES, 3))
-    noise = 0.05 * rng.normal(size=(N_SAMPLES, 10))
-    return (latent @ rng.normal(size=(3, 10)) + noise).astype(np.float32)
+    return low_rank_data(N_SAMPLES, 10, rank=3, noise=0.05).astype(np.float32)
 
 
 def tiny_autoencoder(**params):

@@ -19,6 +19,7 @@ from skae import (
     AutoencoderTransformer,
     VariationalAutoencoder,
 )
+from tests.helpers import low_rank_data
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
@@ -42,15 +43,8 @@ def flows(*names, classes=AUTOENCODERS):
     return pytest.mark.parametrize("cls", classes, ids=lambda cls: cls.__name__)
 
 
-def rank_two_data():
-    """Samples near a plane in 6-d space: a 2-wide code reconstructs them well."""
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(N_SAMPLES, 2))
-    noise = 0.1 * rng.normal(size=(N_SAMPLES, N_FEATURES))
-    return latent @ rng.normal(size=(2, N_FEATURES)) + noise
-
-
-X = rank_two_data()
+# Samples near a plane in 6-d space: a 2-wide code reconstructs them well.
+X = low_rank_data(N_SAMPLES, N_FEATURES, rank=2, noise=0.1)
 
 
 def fit(cls, X=X, **params):

@@ -22,16 +22,14 @@ from torch import nn
 import skae
 from skae import AutoencoderTransformer, load, save
 from skae._persistence import _estimator_classes
-from tests.helpers import assert_same
+from tests.helpers import assert_same, low_rank_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(60, 2))
-    return latent @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(60, 6))
+    return low_rank_data(60, 6, rank=2, noise=0.1)
 
 
 def tiny(**params):
