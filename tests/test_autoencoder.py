@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderTransformer
-from tests.conftest import load_npz_images
+from tests.helpers import load_npz_images
 
 
 def test_shapes_and_round_trip(fitted_small, small_data):
@@ -371,7 +371,7 @@ def test_column_transformer(small_data):
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_unsupervised_grid_search_prefers_larger_codes(digits, n_jobs):
-    X_train, _, _, _ = digits
+    X_train, X_test, _, _ = digits
     search = GridSearchCV(
         AutoencoderTransformer(max_iter=15, random_state=0),
         {"n_components": [2, 12], "hidden_layer_sizes": [(64,), (128, 64)]},
@@ -382,8 +382,14 @@ def test_unsupervised_grid_search_prefers_larger_codes(digits, n_jobs):
         warnings.simplefilter("ignore", ConvergenceWarning)
         search.fit(X_train)
     assert search.best_params_["n_components"] == 12
+    # Scores are negative mean squared reconstruction errors: every candidate
+    # reconstructs held-out folds better than their feature means would.
+    mean_only_error = np.mean(np.var(X_train, axis=0))
     scores = search.cv_results_["mean_test_score"]
-    assert np.all(scores < 0)
+    assert np.all((-mean_only_error < scores) & (scores < 0))
+    ae = search.best_estimator_
+    error = np.mean((ae.inverse_transform(ae.transform(X_test)) - X_test) ** 2)
+    assert search.score(X_test) == pytest.approx(-error, rel=1e-6)
 
 
 def test_grid_search_with_downstream_classifier(digits):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from skae._cli import FILES, FitProgress, main
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-samples", "160", "--epochs", "2"]

@@ -15,23 +15,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from skae import AutoencoderTransformer
+from tests.helpers import fit_quietly, low_rank_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
 
 N_SAMPLES, CHUNK_ROWS = 400, 100
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Fit in this process on one thread, as the workers do (Dask's nanny sets
-    OMP_NUM_THREADS=1), so that local and remote fits compute alike and a busy
-    machine does not stall a second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +43,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def X():
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(N_SAMPLES, 3))
-    noise = 0.05 * rng.normal(size=(N_SAMPLES, 10))
-    return (latent @ rng.normal(size=(3, 10)) + noise).astype(np.float32)
+    return low_rank_data(N_SAMPLES, 10, rank=3, noise=0.05).astype(np.float32)
 
 
 def tiny_autoencoder(**params):
@@ -65,12 +54,6 @@ def tiny_autoencoder(**params):
         learning_rate_init=0.01,
         random_state=0,
     ).set_params(**params)
-
-
-def fit_quietly(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 def workers_used(client, compute):

@@ -2,21 +2,22 @@
 
 import io
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 import skae
 from skae import AutoencoderTransformer
 from skae._data import resolve_device
+from tests.helpers import fit_quietly
 
 cuda = pytest.mark.cuda
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Calls that initialise CUDA or touch a device, none of which a CPU-only run
 # may make.
@@ -33,22 +34,6 @@ CUDA_CALLS = [
     "empty_cache",
     "mem_get_info",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train these tiny networks on one thread: a second one only slows them
-    down on a busy machine, and devices, not speed, are under test here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def fit_quietly(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 def small_autoencoder(**params):

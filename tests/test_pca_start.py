@@ -1,7 +1,6 @@
 """The PCA start: a network that begins as PCA and can only improve on it."""
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -17,16 +15,11 @@ from torch import nn
 from skae import AutoencoderTransformer, VariationalAutoencoder
 from skae._networks import AutoencoderNet, LinearWithResidual
 from skae._training import TrainingConfig, train
+from tests.helpers import fit_quietly
 
 
 def mse(model, X):
     return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
-
-
-def fit_quietly(model, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X)
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,14 @@ from torch import nn
 import skae
 from skae import AutoencoderTransformer, load, save
 from skae._persistence import LOADABLE_CLASSES
+from tests.helpers import assert_same, low_rank_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.RandomState(0)
-    latent = rng.normal(size=(60, 2))
-    return latent @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(60, 6))
+    return low_rank_data(60, 6, rank=2, noise=0.1)
 
 
 def tiny(**params):
@@ -49,44 +48,6 @@ def saved(fitted, tmp_path):
     path = tmp_path / "model.safetensors"
     save(fitted, path)
     return path
-
-
-def assert_same(restored, original, where="estimator"):
-    """Recursively check two values are equal, bit for bit and of the same type."""
-    assert type(restored) is type(original), where
-    if isinstance(original, np.ndarray):
-        assert restored.dtype == original.dtype, where
-        assert restored.shape == original.shape, where
-        assert np.array_equal(restored, original, equal_nan=original.dtype.kind == "f")
-    elif isinstance(original, torch.Tensor):
-        assert restored.dtype == original.dtype, where
-        assert restored.device == original.device, where
-        assert torch.equal(restored, original) or (
-            torch.equal(restored.isnan(), original.isnan())
-            and torch.equal(restored.nan_to_num(), original.nan_to_num())
-        ), where
-    elif isinstance(original, nn.Module):
-        assert restored.training == original.training, where
-        assert str(restored) == str(original), where
-        assert_same(restored.state_dict(), original.state_dict(), where)
-    elif isinstance(original, dict):
-        assert list(restored) == list(original), where
-        for key in original:
-            assert_same(restored[key], original[key], f"{where}[{key!r}]")
-    elif isinstance(original, list | tuple):
-        assert len(restored) == len(original), where
-        for index, (new, old) in enumerate(zip(restored, original, strict=True)):
-            assert_same(new, old, f"{where}[{index}]")
-    elif isinstance(original, np.random.RandomState):
-        assert_same(restored.get_state(), original.get_state(), where)
-    elif isinstance(original, BaseEstimator):
-        assert sorted(vars(restored)) == sorted(vars(original)), where
-        for name, value in vars(original).items():
-            assert_same(getattr(restored, name), value, f"{where}.{name}")
-    elif isinstance(original, float) and np.isnan(original):
-        assert np.isnan(restored), where
-    else:
-        assert restored == original, where
 
 
 def assert_round_trip(restored, original, X):

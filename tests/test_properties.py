@@ -12,17 +12,19 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.exceptions import ConvergenceWarning
-from torch import nn
 
 import skae
 from skae import AutoencoderTransformer, load, save
+from tests.helpers import assert_unchanged, snapshot
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 CONSTRAINTS = AutoencoderTransformer._parameter_constraints
 PROPERTY = settings(
@@ -30,15 +32,6 @@ PROPERTY = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks: waking torch's threads costs more than the work itself."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
 
 
 def options(name):
@@ -184,33 +177,6 @@ def fitted_model(cls=AutoencoderTransformer):
         ).fit(X)
 
 
-def state_of(model):
-    """Every attribute's value, deep enough to see in-place changes."""
-    return {
-        name: {k: v.clone() for k, v in value.state_dict().items()}
-        if isinstance(value, nn.Module)
-        else copy.deepcopy(value)
-        for name, value in vars(model).items()
-    }
-
-
-def assert_same_value(new, old):
-    if isinstance(old, dict):
-        assert list(new) == list(old)
-        for key in old:
-            assert_same_value(new[key], old[key])
-    elif isinstance(old, list | tuple):
-        assert len(new) == len(old)
-        for a, b in zip(new, old, strict=True):
-            assert_same_value(a, b)
-    elif isinstance(old, torch.Tensor):
-        assert torch.equal(new, old)
-    elif isinstance(old, np.ndarray):
-        np.testing.assert_array_equal(new, old)
-    else:
-        assert new == old
-
-
 @PROPERTY
 @given(
     cls=st.sampled_from(AUTOENCODERS),
@@ -226,14 +192,13 @@ def test_a_bad_cell_never_changes_a_fitted_model(
     cls, method, n_samples, row, column, bad
 ):
     model = copy.deepcopy(fitted_model(cls))
-    before, identities = state_of(model), dict(vars(model))
+    before = snapshot(model)
     n_columns = 2 if method == "inverse_transform" else 5
     X = np.random.RandomState(1).normal(size=(n_samples, n_columns)).astype(object)
     X[row % n_samples, column % n_columns] = bad
     with pytest.raises((ValueError, TypeError), match=r"NaN|infinity|string|complex"):
         getattr(model, method)(X)
-    assert all(vars(model)[name] is value for name, value in identities.items())
-    assert_same_value(state_of(model), before)
+    assert_unchanged(model, before)
 
 
 @PROPERTY

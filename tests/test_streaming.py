@@ -4,34 +4,20 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 
 import skae._base
 from skae import AutoencoderTransformer
 from skae._data import INFERENCE_BATCH_SIZE
-from tests.conftest import load_npz_images
+from tests.helpers import fit_quietly, load_npz_images
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Epochs streamed in chunks must reach fit's test error within this factor.
 # Measured on MNIST (6000 rows, 3 or 5 epochs, chunks of 500 to 2000 rows):
 # 1.006 to 1.031 times fit's error; on the synthetic surface below, 0.76 to 0.77
 # (smaller steps per chunk helped there). The margin covers other seeds.
 STREAMING_TOLERANCE = 1.10
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Train these small networks on one thread.
-
-    On a busy machine a second intra-op thread costs far more than it gives (a
-    120 x 10 fit measured 0.3 s on one thread, 6.5 s on two, under a load
-    average of 12 on 2 cores); the quality compared here does not depend on it.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def to_memmap(X, path):
@@ -49,12 +35,6 @@ def stream(estimator, X, chunk_size, n_epochs):
         for start in range(0, X.shape[0], chunk_size):
             estimator.partial_fit(X[start : start + chunk_size])
     return estimator
-
-
-def fit_quietly(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 def low_rank_data(n_samples, seed):

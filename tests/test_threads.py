@@ -2,14 +2,12 @@
 
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 import skae._threads
@@ -25,17 +23,12 @@ from skae._threads import (
     no_thread_sharing,
     torch_thread_budget,
 )
+from tests.helpers import fit_quietly
 
 
 @pytest.fixture
 def no_remembered_choice(monkeypatch):
     monkeypatch.setattr(skae._threads, "_latest", None)
-
-
-def fit_quietly(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 class CountingLinear(nn.Linear):
