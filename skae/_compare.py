@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._checks import is_positive_int
 
 Progress = Callable[[int, int, str], None]
 Estimators = Mapping[str, Any] | Sequence[tuple[str, Any]]
@@ -354,9 +355,7 @@ def check_n_components(
         features or of training samples.
     """
     ks = list(np.atleast_1d(np.asarray(n_components, dtype=object)))
-    if not ks or not all(
-        isinstance(k, Integral) and not isinstance(k, bool) and k >= 1 for k in ks
-    ):
+    if not ks or not all(is_positive_int(k) for k in ks):
         raise ValueError(
             f"n_components must be a list of positive ints, got {n_components!r}."
         )
