@@ -177,6 +177,9 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     Attributes
     ----------
+    n_components_ : int
+        Size of the code fitted: ``n_components``.
+
     encoder_ : torch.nn.Module
         Trained encoder, from input units to posterior means.
 
