@@ -6,15 +6,18 @@ from skae._compare import compare
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
 from skae._threads import fixed_threads
+from skae._training import EpochReport, epoch_callback
 from skae._variational import VariationalAutoencoder
 from skae._version import __version__
 
 __all__ = [
     "AutoencoderOutlierDetector",
     "AutoencoderTransformer",
+    "EpochReport",
     "VariationalAutoencoder",
     "__version__",
     "compare",
+    "epoch_callback",
     "fixed_threads",
     "load",
     "save",

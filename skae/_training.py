@@ -150,7 +150,7 @@ def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return total / X.shape[0]
 
 
-EpochObserver = Callable[[int, nn.Module, float, float | None], None]
+EpochObserver = Callable[[int, nn.Module, float, "float | None"], object]
 # The callbacks of observe_epochs, per thread: a fit reports to its own thread's.
 _epoch_observers = threading.local()
 
@@ -159,13 +159,14 @@ _epoch_observers = threading.local()
 def observe_epochs(callback: EpochObserver) -> Iterator[None]:
     """Watch every epoch of the fits that run in this thread inside the block.
 
-    A private hook for benchmarks and tests, kept stable for them: after each
-    epoch, :func:`train` calls ``callback(epoch, network, train_loss,
-    valid_loss)`` with the epoch number (from 1 in each call of ``fit`` or
-    ``partial_fit``), the network being trained (on rows as the loop sees
-    them: the estimators standardise X first), and the epoch's training and
+    The hook under :func:`epoch_callback`, kept stable for benchmarks and
+    tests: after each epoch, :func:`train` calls ``callback(epoch, network,
+    train_loss, valid_loss)`` with the epoch number (from 1 in each call of
+    :func:`train`), the network being trained (on rows as the loop sees them:
+    the estimators standardise X first), and the epoch's training and
     validation loss in reported units (``valid_loss`` is None without
-    held-out rows). The callback may evaluate the network, under
+    held-out rows). A true return value stops training after this epoch, as
+    early stopping would. The callback may evaluate the network, under
     ``torch.no_grad()`` and without drawing from torch's random generator (or
     the fit changes); it must not change its weights. Without observers, the
     loop pays one attribute lookup per epoch.
@@ -180,6 +181,85 @@ def observe_epochs(callback: EpochObserver) -> Iterator[None]:
         yield
     finally:
         _epoch_observers.callbacks.remove(callback)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What :func:`epoch_callback` passes its callback after each epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch just trained, from 1 in each network a fit trains (a
+        fractional ``n_components`` trains one network per code size tried).
+
+    loss : float
+        Its training loss, as it is appended to ``loss_curve_``.
+
+    validation_score : float or None
+        Its score on the held-out rows, as it is appended to
+        ``validation_scores_``; None when no rows are held out.
+    """
+
+    epoch: int
+    loss: float
+    validation_score: float | None
+
+
+@contextmanager
+def epoch_callback(callback: Callable[[EpochReport], object]) -> Iterator[None]:
+    """Call ``callback`` after every epoch of the skae fits inside the block.
+
+    Use it to log training as it goes (to a file, a dashboard, an experiment
+    tracker) or to stop a fit on your own terms, such as a time budget. The
+    callback receives an :class:`EpochReport`; if it returns a true value,
+    training stops after that epoch and the fit ends as early stopping ends
+    it: with the best held-out epoch's weights when rows are held out, and
+    without a ``ConvergenceWarning``. An exception raised by the callback
+    aborts the fit, which then leaves the estimator as it was.
+
+    It sees the fits (``fit``, ``partial_fit``, ``fit_transform``, inside
+    pipelines and searches too) that run in the thread that entered the
+    block; workers of ``n_jobs`` run elsewhere and are not seen. Blocks nest.
+    It adds no parameter to the estimators, so they clone, pickle and save
+    as before.
+
+    Parameters
+    ----------
+    callback : callable
+        Called as ``callback(report)`` with an :class:`EpochReport`; a true
+        return value stops training.
+
+    See Also
+    --------
+    EpochReport : What the callback receives.
+    fixed_threads : Another setting for the skae calls inside a block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderTransformer, epoch_callback
+    >>> X = np.random.RandomState(0).normal(size=(200, 8))
+    >>> losses = []
+    >>> def log_and_stop(report):
+    ...     losses.append(report.loss)
+    ...     return report.epoch == 3  # stop after three epochs
+    >>> with epoch_callback(log_and_stop):
+    ...     ae = AutoencoderTransformer(max_iter=50, random_state=0).fit(X)
+    >>> ae.n_iter_, len(losses)
+    (3, 3)
+    """
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r:.80}.")
+
+    def observe(
+        epoch: int, network: nn.Module, loss: float, valid_loss: float | None
+    ) -> object:
+        score = None if valid_loss is None else -valid_loss
+        return callback(EpochReport(epoch, loss, score))
+
+    with observe_epochs(observe):
+        yield
 
 
 def train(
@@ -264,8 +344,10 @@ def train(
             result.valid_losses.append(losses[1])
         if config.verbose:
             _print_epoch(epoch, losses)
+        valid_loss = losses[1] if len(losses) > 1 else None
+        stop_asked = False
         for observe in tuple(getattr(_epoch_observers, "callbacks", ())):
-            observe(epoch, network, losses[0], losses[1] if len(losses) > 1 else None)
+            stop_asked |= bool(observe(epoch, network, losses[0], valid_loss))
         epochs.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
 
         monitored = losses[-1]
@@ -277,10 +359,10 @@ def train(
             best_loss = monitored
             if X_valid is not None:
                 best_state = _copy_state(network)
-        if epochs_without_improvement > config.n_iter_no_change:
+        if stop_asked or epochs_without_improvement > config.n_iter_no_change:
             result.stopped_early = True
             if config.verbose:
-                _print_stop(config, validation=X_valid is not None)
+                _print_stop(config, validation=X_valid is not None, asked=stop_asked)
             break
     epochs.close()
     if best_state is not None:
@@ -328,7 +410,10 @@ def _print_epoch(epoch: int, losses: list[float]) -> None:
         print(f"Validation score: {-losses[1]:.8f}")
 
 
-def _print_stop(config: TrainingConfig, *, validation: bool) -> None:
+def _print_stop(config: TrainingConfig, *, validation: bool, asked: bool) -> None:
+    if asked:
+        print("The epoch callback asked to stop. Stopping.")
+        return
     monitored = "Validation score" if validation else "Training loss"
     print(
         f"{monitored} did not improve more than tol={config.tol:g} for "
