@@ -360,12 +360,7 @@ class BaseAutoencoder(
         architecture. An unfitted estimator has no weights (set_output's
         setting may still be there).
         """
-        params = self.get_params(deep=False)
-        attributes = {
-            name: value
-            for name, value in vars(self).items()
-            if name not in params and not isinstance(value, nn.Module)
-        }
+        attributes = fitted_attributes(self)
         if not hasattr(self, "_network"):
             return FittedState(attributes, {}, [])
         modules = sorted(
@@ -628,7 +623,7 @@ class BaseAutoencoder(
             self.decoder_ = network.decoder.probabilities().eval()
         else:
             self.decoder_ = nn.Sequential(
-                network.decoder, Unstandardize(*standardization_tensors(mean, scale))
+                network.decoder, Unstandardize.of(mean, scale)
             ).eval()
 
     def _training_config(
@@ -723,9 +718,9 @@ class BaseAutoencoder(
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
         """Run a fitted module on X batch by batch; refuse NaN and infinity in X.
 
-        scikit-learn's own check reads all of X before the network does; a
-        batch summed just before the network reads it is still in the cache,
-        which makes the check nearly free (5% of ``transform`` on MNIST).
+        scikit-learn's own check reads all of X before the network does (6%
+        of a ``transform`` of MNIST); a batch summed just before the network
+        reads it is still in the cache, which makes the check nearly free.
         """
         device = resolve_device(self.device)
         torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype
@@ -748,6 +743,19 @@ class BaseAutoencoder(
                 check_rows=partial(assert_all_finite, input_name="X"),
             )
         return finite_output(output, X.dtype, module)
+
+
+def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:
+    """Every attribute of ``estimator`` but its parameters and torch modules.
+
+    What a model file stores as data: the modules are rebuilt from weights.
+    """
+    params = estimator.get_params(deep=False)
+    return {
+        name: value
+        for name, value in vars(estimator).items()
+        if name not in params and not isinstance(value, nn.Module)
+    }
 
 
 @contextmanager

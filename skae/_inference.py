@@ -27,6 +27,7 @@ from skae._networks import (
     RowSquaredError,
     Standardize,
     Unstandardize,
+    all_finite,
 )
 
 # Fitted module -> {(dtype, device): (weights' signature, inference module)}.
@@ -125,9 +126,7 @@ def finite_output(output: np.ndarray, dtype: np.dtype, module: nn.Module) -> np.
     """Refuse inf or NaN computed from finite, validated input: an overflow."""
     # Batch by batch: a mask of the whole output would be as large as X is.
     if not all(np.isfinite(rows).all() for _, _, rows in iter_row_batches(output)):
-        if not all(
-            torch.isfinite(tensor).all() for tensor in module.state_dict().values()
-        ):
+        if not all(all_finite(tensor) for tensor in module.state_dict().values()):
             raise ValueError(
                 "The model's weights hold NaN or inf, so its output would too. "
                 "Training never leaves such weights: they were edited. Fit the "

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._base import FittedState, unchanged_on_failure
+from skae._base import FittedState, fitted_attributes, unchanged_on_failure
 from skae._checks import FLOAT_DTYPES
 
 
@@ -185,11 +185,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
     def _get_fitted_state(self) -> FittedState:
         """Every attribute but the parameters; the inner estimator is nested."""
-        params = self.get_params(deep=False)
-        attributes = {
-            name: value for name, value in vars(self).items() if name not in params
-        }
-        return FittedState(attributes, {}, [])
+        return FittedState(fitted_attributes(self), {}, [])
 
     def _restore_fitted_state(
         self, attributes: dict[str, Any], weights: dict[str, Any]
