@@ -223,7 +223,7 @@ class BaseAutoencoder(
         """
         continuing = self.warm_start and hasattr(self, "encoder_")
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            X = _validate_training_data(self, X, reset=not continuing)
             self._train(X, continuing=continuing, incremental=False)
         return self
 
@@ -256,7 +256,7 @@ class BaseAutoencoder(
             # have changed a parameter since.
             self._validate_params()
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=not continuing, dtype=FLOAT_DTYPES)
+            X = _validate_training_data(self, X, reset=not continuing)
             self._train(X, continuing=continuing, incremental=True)
         return self
 
@@ -756,6 +756,22 @@ def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:
         for name, value in vars(estimator).items()
         if name not in params and not isinstance(value, nn.Module)
     }
+
+
+def _validate_training_data(
+    estimator: BaseAutoencoder, X: npt.ArrayLike, *, reset: bool
+) -> np.ndarray:
+    """``validate_data`` for fit and partial_fit, into aligned C-ordered memory.
+
+    NumPy and BLAS round differently on unaligned memory (as Dask's
+    deserialised blocks can be) or on a Fortran-ordered copy of the same
+    data, and Adam's first steps turn the PCA start's last-bit differences
+    into different weights. One layout keeps a fit the same whatever layout
+    the data arrive in; the network needs C order anyway, so this copy, when
+    there is one, replaces a later one.
+    """
+    X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
+    return np.require(X, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
 @contextmanager
