@@ -4,6 +4,8 @@ Run from the repository root::
 
     python benchmarks/bench_vs_pca.py              # the whole panel, MNIST included
     python benchmarks/bench_vs_pca.py --no-mnist   # without the 60,000-row MNIST fit
+    python benchmarks/bench_vs_pca.py --small      # the small tables only
+    python benchmarks/bench_vs_pca.py --seeds 0 1  # two splits of every data set
 
 Each data set is split 75/25 (seed 0); tabular sets are standardised with the
 training part's statistics, images are scaled to [0, 1]. For every code size k,
@@ -17,8 +19,21 @@ The panel: scikit-learn's digits (k = 8, 32, 48), breast cancer (2, 5, 10, 20)
 and wine (2, 4, 8); Fashion-MNIST, the first 6,000 rows of its test file (16,
 64, 128), and MNIST's 60,000 training images against its 10,000 test images
 (32). The image files are read from ``../shared/data`` beside the repository
-and skipped where absent. ``--set name=value`` overrides an estimator
-parameter (values are Python literals), to measure alternatives.
+and skipped where absent.
+
+The small tables: 20-, 40- and 80-row subsets of wine, breast cancer and
+diabetes, linnerud (20 rows), and, where statsmodels is installed (the
+``bench`` extra), every numeric table of 10 to 100 rows with at least 4
+columns that it ships; each standardised inside 3-fold cross-validation,
+k = 2, half the columns and all but one (at most the training rows less one).
+
+Noise: a ratio is compared with the noise of its own comparison, two standard
+errors of the mean per-row difference of squared errors (autoencoder minus
+PCA) on the test rows, over PCA's test MSE; a case is worse than PCA beyond
+noise when its ratio exceeds 1 by more than that.
+
+``--set name=value`` overrides an estimator parameter (values are Python
+literals), to measure alternatives.
 ``--variance 0.9`` measures instead the code size each method chooses for
 that share of variance, on the digits and Fashion-MNIST.
 """
@@ -33,10 +48,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_linnerud,
+    load_wine,
+)
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderTransformer
@@ -51,12 +72,58 @@ N_FASHION = 6000
 N_MNIST_TRAIN, N_MNIST_TEST = 60000, 10000
 
 
-def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]]:
+SMALL_SIZES = (20, 40, 80)
+SMALL_FOLDS = 3
+# statsmodels' tables of 10 to 100 rows with at least this many columns.
+MIN_COLUMNS = 4
+
+
+def small_tables() -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, X) for every small table: raw values, not yet standardised."""
+    linnerud = load_linnerud()
+    yield "linnerud", np.hstack([linnerud.data, linnerud.target])
+    for name, loader in (
+        ("wine", load_wine),
+        ("breast_cancer", load_breast_cancer),
+        ("diabetes", load_diabetes),
+    ):
+        X = loader().data
+        rows = np.random.RandomState(0).permutation(len(X))
+        for n in SMALL_SIZES:
+            yield f"{name}_{n}", X[rows[:n]]
+    try:
+        import statsmodels.datasets as tables
+    except ImportError:
+        return
+    for name in sorted(dir(tables)):
+        loader = getattr(tables, name)
+        if name.startswith("_") or not hasattr(loader, "load_pandas"):
+            continue
+        X = loader.load_pandas().data.select_dtypes("number").dropna().to_numpy(float)
+        X = X[:, X.std(axis=0) > 0]
+        if 10 <= len(X) <= 100 and X.shape[1] >= MIN_COLUMNS:
+            yield f"sm_{name}", X
+
+
+def small_panel(seed: int) -> Iterator[tuple[str, list, list[int]]]:
+    """Yield (name, [(X_train, X_test), ...] over 3 folds, ks) per small table."""
+    for name, X in small_tables():
+        folds = []
+        for train, test in KFold(SMALL_FOLDS, shuffle=True, random_state=seed).split(X):
+            scaler = StandardScaler().fit(X[train])
+            folds.append((scaler.transform(X[train]), scaler.transform(X[test])))
+        largest = min(X.shape[1], min(len(train) for train, _ in folds)) - 1
+        yield name, folds, sorted({2, max(2, X.shape[1] // 2), largest})
+
+
+def panel(
+    mnist: bool, seed: int = 0
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]]:
     """Yield (name, X_train, X_test, ks) for every data set of the panel."""
     X = load_digits().data / 16.0
     yield (
         "digits",
-        *train_test_split(X, test_size=TEST_SIZE, random_state=0),
+        *train_test_split(X, test_size=TEST_SIZE, random_state=seed),
         [8, 32, 48],
     )
     for name, loader, ks in (
@@ -64,7 +131,7 @@ def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]
         ("wine", load_wine, [2, 4, 8]),
     ):
         X_train, X_test = train_test_split(
-            loader().data, test_size=TEST_SIZE, random_state=0
+            loader().data, test_size=TEST_SIZE, random_state=seed
         )
         scaler = StandardScaler().fit(X_train)
         yield name, scaler.transform(X_train), scaler.transform(X_test), ks
@@ -75,7 +142,7 @@ def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]
             X = X.astype(np.float32) / PIXEL_MAX
         yield (
             "fashion_mnist_6000",
-            *train_test_split(X, test_size=TEST_SIZE, random_state=0),
+            *train_test_split(X, test_size=TEST_SIZE, random_state=seed),
             [16, 64, 128],
         )
     digits_file = DATA / "mnist.npz"
@@ -87,7 +154,13 @@ def panel(mnist: bool) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[int]]
 
 
 def mse(model, X: np.ndarray) -> float:
-    return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
+    return float(np.mean(row_errors(model, X)))
+
+
+def row_errors(model, X: np.ndarray) -> np.ndarray:
+    """Each row's squared reconstruction error, summed over the features."""
+    X = np.asarray(X, dtype=np.float64)
+    return np.sum((model.inverse_transform(model.transform(X)) - X) ** 2, axis=1)
 
 
 def fit_default(
@@ -126,6 +199,13 @@ def code_sizes(fraction: float, overrides: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-mnist", action="store_true", help="skip MNIST 60,000")
+    parser.add_argument("--small", action="store_true", help="the small tables only")
+    parser.add_argument(
+        "--no-small", action="store_true", help="without the small tables"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="split seeds (default 0)"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -151,35 +231,68 @@ def main() -> None:
     print(f"AutoencoderTransformer(n_components=k, random_state=0, **{overrides})")
     print()
     print(
-        "| data | n_train x n_features | k | PCA test MSE | AE test MSE "
-        "| AE / PCA | PCA fit ms | AE fit s | epochs |"
+        "| data | seed | n_train x n_features | k | PCA test MSE | AE test MSE "
+        "| AE / PCA | noise | PCA fit ms | AE fit s | epochs |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    ratios: list[float] = []
-    small_worst = large_worst = 0.0
-    for name, X_train, X_test, ks in panel(mnist=not args.no_mnist):
-        for k in ks:
-            start = time.perf_counter()
-            pca = PCA(n_components=k).fit(X_train)
-            pca_ms = 1000 * (time.perf_counter() - start)
-            pca_error = mse(pca, X_test)
-            model, seconds = fit_default(k, overrides, X_train)
-            ratio = mse(model, X_test) / pca_error
-            ratios.append(ratio)
-            if len(X_train) + len(X_test) < 500:
-                small_worst = max(small_worst, ratio)
-            else:
-                large_worst = max(large_worst, ratio)
-            print(
-                f"| {name} | {X_train.shape[0]} x {X_train.shape[1]} | {k} "
-                f"| {pca_error:.5f} | {mse(model, X_test):.5f} | {ratio:.3f} "
-                f"| {pca_ms:.0f} | {seconds:.1f} | {model.n_iter_} |",
-                flush=True,
-            )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cases: list[tuple[str, float, float]] = []
+    for seed in args.seeds:
+        for name, folds, ks in small_panel(seed) if not args.no_small else ():
+            for k in ks:
+                cases.append(
+                    compare(f"{name} (3-fold)", seed, folds, k, overrides, small=True)
+                )
+        if args.small:
+            continue
+        for name, X_train, X_test, ks in panel(not args.no_mnist, seed):
+            for k in ks:
+                cases.append(compare(name, seed, [(X_train, X_test)], k, overrides))
+    ratios = np.array([ratio for _, ratio, _ in cases])
+    small = np.array([kind == "small" for kind, _, _ in cases])
+    beyond = [ratio for _, ratio, noise in cases if ratio - 1 > noise]
     print()
     print(f"geometric mean AE / PCA: {np.exp(np.mean(np.log(ratios))):.3f}")
-    print(f"worst AE / PCA, sets of 500 rows or more: {large_worst:.3f}")
-    print(f"worst AE / PCA, sets under 500 rows: {small_worst:.3f}")
+    print(f"worst AE / PCA: {ratios.max():.3f}")
+    if small.any():
+        print(
+            f"small tables: geometric mean {np.exp(np.mean(np.log(ratios[small]))):.3f}"
+            f", worst {ratios[small].max():.3f}, {small.sum()} cases"
+        )
+    if (~small).any():
+        print(
+            f"panel: geometric mean {np.exp(np.mean(np.log(ratios[~small]))):.3f}"
+            f", worst {ratios[~small].max():.3f}, {(~small).sum()} cases"
+        )
+    print(f"cases above 1 by more than their noise: {len(beyond)} of {len(cases)}")
+
+
+def compare(
+    name: str, seed: int, splits: list, k: int, overrides: dict, small: bool = False
+) -> tuple[str, float, float]:
+    """Fit both methods on every split; print a row; return (kind, ratio, noise)."""
+    pca_rows, ae_rows, pca_ms, ae_seconds, epochs = [], [], 0.0, 0.0, []
+    for X_train, X_test in splits:
+        start = time.perf_counter()
+        pca = PCA(n_components=k).fit(X_train)
+        pca_ms += 1000 * (time.perf_counter() - start)
+        model, seconds = fit_default(k, overrides, X_train)
+        ae_seconds += seconds
+        epochs.append(model.n_iter_)
+        pca_rows.append(row_errors(pca, X_test) / X_test.shape[1])
+        ae_rows.append(row_errors(model, X_test) / X_test.shape[1])
+    pca_rows, ae_rows = np.concatenate(pca_rows), np.concatenate(ae_rows)
+    pca_error, ae_error = pca_rows.mean(), ae_rows.mean()
+    difference = ae_rows - pca_rows
+    noise = 2 * difference.std(ddof=1) / np.sqrt(len(difference)) / pca_error
+    ratio = ae_error / pca_error
+    X_train = splits[0][0]
+    print(
+        f"| {name} | {seed} | {X_train.shape[0]} x {X_train.shape[1]} | {k} "
+        f"| {pca_error:.5f} | {ae_error:.5f} | {ratio:.3f} | {noise:.3f} "
+        f"| {pca_ms:.0f} | {ae_seconds:.1f} | {'/'.join(map(str, epochs))} |",
+        flush=True,
+    )
+    return ("small" if small else "panel"), float(ratio), float(noise)
 
 
 if __name__ == "__main__":

@@ -132,23 +132,34 @@ class AutoencoderTransformer(BaseAutoencoder):
         about 3500 optimiser steps, within 10 to 200 epochs, so that large
         data sets train in bounded time: 200 epochs on a thousand training
         rows, 17 on 54 000 (60 000 rows, 10% held out) at the default batch
-        size.
+        size. Ending that plan
+        raises no ``ConvergenceWarning``; reaching an integer ``max_iter``
+        before the stopping rule does, as in MLPRegressor.
 
-    tol : float, default=1e-4
+    tol : float or 'auto', default='auto'
         Training stops once the monitored loss has not improved by at least
-        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The
-        squared error is measured on the standardised data, so ``tol`` is
-        relative to the data's total variance; a binary cross-entropy training
-        loss is compared in nats per entry.
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. 'auto'
+        asks each improvement to be a share (0.01%) of the best loss so far,
+        whatever the units of the data. A float keeps MLPRegressor's meaning:
+        an absolute fall, with the squared error measured on the standardised
+        data (so relative to its total variance) and a binary cross-entropy
+        in nats per entry.
 
     early_stopping : bool or 'auto', default='auto'
-        Hold out ``validation_fraction`` of the training data, monitor the
-        reconstruction error on it instead of the training loss, and keep the
-        weights of the best validation epoch; with ``init='pca'`` and no
-        ``noise`` or ``sparsity``, the PCA start competes as an epoch. 'auto'
-        does so when at least 10 rows would be held out (100 samples at the
-        default fraction) and ``sparsity`` is 0, as reconstruction alone would
-        choose the least sparse epoch; ``partial_fit`` never holds rows out.
+        Judge training on rows it does not train on: hold out
+        ``validation_fraction`` of the data, monitor the reconstruction error
+        on it instead of the training loss, and stop once it stops improving.
+        The model kept then learns from every row: it is refitted on all of
+        them for the best epoch's number of epochs, or, with ``init='pca'``
+        and no ``noise`` or ``sparsity``, it is the PCA start (fitted on all
+        rows) unless training beat the start on the held-out rows by more than
+        the noise of that comparison. 'auto' holds out rows when at least 100
+        would be held out (1,000 samples at the default fraction); from 10 to
+        999 samples, 5-fold cross-validation judges instead, every row held
+        out once; it holds out nothing with fewer samples or when
+        ``sparsity`` is set, as reconstruction alone would choose the least
+        sparse epoch. ``partial_fit`` never holds rows out
+        (:ref:`pca_start`).
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
@@ -244,24 +255,27 @@ class AutoencoderTransformer(BaseAutoencoder):
         spaced rows (1.0 if that is zero in float32).
 
     loss_curve_ : list of float
-        Training loss of each epoch: in squared input units, or with
-        ``loss='binary_crossentropy'`` the mean binary cross-entropy per entry,
-        in nats.
+        Training loss of each epoch of the model kept (with held-out rows, of
+        its refit on every row; of the judged epochs when the PCA start is
+        kept): in squared input units, or with ``loss='binary_crossentropy'``
+        the mean binary cross-entropy per entry, in nats.
 
     best_loss_ : float or None
         Lowest training loss reached; None when rows were held out.
 
     validation_scores_ : list of float or None
         Score (negative mean squared reconstruction error) on the held-out
-        data after each epoch; None when no rows were held out.
+        rows after each judged epoch, pooled over the folds under
+        cross-validation; None when no rows were held out.
 
     best_validation_score_ : float or None
-        Held-out score of the weights kept: the best of ``validation_scores_``,
-        or the PCA start's when no epoch beat it (the start is then refitted
-        on all rows); None when no rows were held out.
+        Held-out score of the choice kept: the best of ``validation_scores_``,
+        or the PCA start's when training did not beat it by more than the
+        noise of the comparison; None when no rows were held out.
 
     n_iter_ : int
-        Number of epochs trained, including earlier calls under ``warm_start``
+        Number of epochs the model kept trained (with held-out rows, those of
+        its refit on every row), including earlier calls under ``warm_start``
         or ``partial_fit``.
 
     n_features_in_ : int
@@ -350,7 +364,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         learning_rate: str = "cosine",
         learning_rate_init: float = 3e-3,
         max_iter: int | str = "auto",
-        tol: float = 1e-4,
+        tol: float | str = "auto",
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,

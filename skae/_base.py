@@ -13,6 +13,7 @@ fills in two points: the network an architecture describes
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -47,6 +48,7 @@ from skae._data import (
     standardization,
     to_tensor,
 )
+from skae._fitting import FittedNetwork, Fold, fit_network
 from skae._inference import finite_output, inference_module
 from skae._networks import (
     ACTIVATIONS,
@@ -71,9 +73,8 @@ from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
 from skae._training import (
     SOLVERS,
     TrainingConfig,
-    TrainingResult,
     optimizer_state_to_cpu,
-    train,
+    reconstruction_error,
 )
 
 # Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
@@ -84,9 +85,16 @@ AUTO_STEPS = 3500
 AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 10, 200
 # batch_size='auto': rows per training step, at most (fewer rows train in one).
 AUTO_BATCH_SIZE = 256
-# early_stopping='auto' holds out validation rows once they would number this
-# many; fewer are too noisy to choose the best epoch with.
-MIN_AUTO_VALIDATION_ROWS = 10
+# early_stopping='auto' holds out validation_fraction of the rows once they
+# number this many; below, cross-validation over CV_FOLDS folds judges
+# (docs/pca_start.rst) ...
+MIN_HOLDOUT_ROWS = 100
+CV_FOLDS = 5
+# ... down to this many rows; fewer train without held-out rows.
+MIN_CV_ROWS = 10
+# tol='auto': an epoch improves on the best when it lowers the monitored loss
+# by more than this share of it, whatever the units of the data.
+AUTO_RELATIVE_TOL = 1e-4
 # Parameters that fix the network's shape; warm_start cannot change them, and
 # a fitted model records their values (its architecture).
 ARCHITECTURE_PARAMS = (
@@ -117,7 +125,7 @@ SHARED_CONSTRAINTS: dict[str, list[Any]] = {
     "learning_rate": [StrOptions({"cosine", "constant"})],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "tol": [Interval(Real, 0, None, closed="left")],
+    "tol": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
     "early_stopping": [StrOptions({"auto"}), "boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -160,9 +168,11 @@ class _FitPlan:
     scale: float
     seed: int
     device: torch.device
-    train_rows: torch.Tensor | None
-    valid_rows: torch.Tensor | None
+    # The folds that judge training (a holdout is one); None: no rows held out.
+    folds: list[Fold] | None
     config: TrainingConfig
+    # The refit on every row: the folds' schedule, with batches of all rows.
+    refit_config: TrainingConfig
     n_iter_before: int
 
 
@@ -436,14 +446,19 @@ class BaseAutoencoder(
         # Later warm-start or partial_fit calls shuffle differently from the first.
         seed = (int(rng.randint(np.iinfo(np.int32).max)) + n_iter_before) % 2**31
         mean, scale = (self.mean_, self.scale_) if continuing else standardization(X)
-        train_rows, valid_rows = self._split_validation(X.shape[0], rng, incremental)
-        n_train = X.shape[0] if train_rows is None else len(train_rows)
+        folds = self._validation_folds(X.shape[0], rng, incremental)
+        n_train = X.shape[0] if folds is None else min(len(f.train_rows) for f in folds)
         config = self._training_config(n_train, scale, incremental)
         if self.batch_norm and min(n_train, config.batch_size) < 2:
             raise ValueError(
                 "batch_norm=True needs at least 2 samples per training batch, got "
                 f"batch_size={config.batch_size} and n_samples={n_train} to train "
                 "on; add data, raise batch_size or set batch_norm=False."
+            )
+        refit_config = config
+        if self.batch_size == "auto":
+            refit_config = dataclasses.replace(
+                config, batch_size=min(AUTO_BATCH_SIZE, X.shape[0])
             )
         return _FitPlan(
             X=X,
@@ -453,13 +468,13 @@ class BaseAutoencoder(
             scale=scale,
             seed=seed,
             device=resolve_device(self.device),
-            train_rows=train_rows,
-            valid_rows=valid_rows,
+            folds=folds,
             config=config,
+            refit_config=refit_config,
             n_iter_before=n_iter_before,
         )
 
-    def _run_fit(self, plan: _FitPlan) -> tuple[int, AutoencoderNet, TrainingResult]:
+    def _run_fit(self, plan: _FitPlan) -> tuple[int, AutoencoderNet, FittedNetwork]:
         """Train the network (one per code size tried); return it on the CPU."""
         X, device = plan.X, plan.device
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
@@ -475,50 +490,50 @@ class BaseAutoencoder(
                 X_network = Standardize.of(plan.mean, plan.scale).to(device)(
                     to_tensor(X, device)
                 )
-            train_rows, valid_rows = plan.train_rows, plan.valid_rows
-            X_train = X_network if train_rows is None else X_network[train_rows]
-            X_valid = None if valid_rows is None else X_network[valid_rows]
-            del X_network
 
-            def fit_network(n_components: int) -> tuple[AutoencoderNet, TrainingResult]:
-                """Train a network of this code size, seeded alike for every size."""
-                torch.manual_seed(plan.seed)
-                generator = torch.Generator(device).manual_seed(plan.seed)
-                if plan.continuing:
-                    # Train a copy: a failure leaves the fitted network intact.
-                    network = copy.deepcopy(self._network).to(device)
-                else:
+            def threads(network: nn.Module, config: TrainingConfig) -> Any:
+                return choose_threads(
+                    network,
+                    X_network[:2],
+                    config.batch_size,
+                    max_threads,
+                    training=True,
+                )
+
+            def fit_code_size(n_components: int) -> FittedNetwork:
+                def build(rows: torch.Tensor | None) -> nn.Module:
+                    if plan.continuing:
+                        # Train a copy: a failure leaves the fitted network intact.
+                        return copy.deepcopy(self._network).to(device)
                     network = self._build_network(
                         architecture, X.shape[1], n_components
                     )
                     _set_standardization(network, plan.mean, plan.scale)
                     if starts_from_pca:
-                        # PCA of the training rows only: the held-out rows judge
-                        # the start as fairly as they judge the epochs.
-                        rows = X if plan.train_rows is None else X[plan.train_rows]
+                        # PCA of the rows it trains on: held-out rows judge the
+                        # start as fairly as they judge the epochs.
                         start_from_pca(
                             network.encoder,
                             network.decoder,
-                            principal_axes(rows, n_components, plan.seed),
+                            principal_axes(
+                                X if rows is None else X[rows.numpy()],
+                                n_components,
+                                plan.seed,
+                            ),
                         )
-                    network = network.to(device)
-                threads = choose_threads(
-                    network,
-                    X_train[:2],
-                    plan.config.batch_size,
-                    max_threads,
-                    training=True,
-                )
-                result = train(
-                    network,
-                    X_train,
-                    X_valid,
-                    batch_loss=partial(network.training_loss, terms=terms),
+                    return network.to(device)
+
+                return fit_network(
+                    build,
+                    X_network,
+                    plan.folds,
+                    batch_loss=partial(_training_loss, terms=terms),
                     config=plan.config,
-                    generator=generator,
+                    refit_config=plan.refit_config,
+                    seed=plan.seed,
                     # Denoising and sparse codes ask for more than PCA's
                     # reconstruction: their start does not compete.
-                    start_is_candidate=starts_from_pca
+                    start_competes=starts_from_pca
                     and terms.noise is None
                     and not terms.sparsity,
                     optimizer_state=self._optimizer_state
@@ -526,36 +541,43 @@ class BaseAutoencoder(
                     else None,
                     threads=threads,
                 )
-                if result.kept_start and plan.train_rows is not None:
-                    # The start won: make it PCA of all rows, as a user's PCA is.
-                    start_from_pca(
-                        network.encoder,
-                        network.decoder,
-                        principal_axes(X, n_components, plan.seed).to(device),
-                    )
-                return network, result
 
             if plan.continuing:
                 n_components = self._n_features_out
-                network, result = fit_network(n_components)
+                fitted = fit_code_size(n_components)
             elif isinstance(self.n_components, Integral):
                 n_components = int(self.n_components)
-                network, result = fit_network(n_components)
+                fitted = fit_code_size(n_components)
             else:
-                n_components, network, result = smallest_sufficient_code(
-                    fit_network,
+                judged = (
+                    X_network
+                    if plan.folds is None
+                    else X_network[
+                        torch.cat([f.valid_rows for f in plan.folds]).to(device)
+                    ]
+                )
+                total = float(torch.mean(judged.double() ** 2))
+
+                def held_out_r2(n_components: int) -> tuple[float, FittedNetwork]:
+                    fitted = fit_code_size(n_components)
+                    error = fitted.kept_valid_error
+                    if error is None:
+                        error = float(reconstruction_error(fitted.network, X_network))
+                    return (1.0 if total == 0 else 1 - error / total), fitted
+
+                n_components, fitted = smallest_sufficient_code(
+                    held_out_r2,
                     pca_components_for(X, self.n_components),
                     self.n_components,
-                    X_train if X_valid is None else X_valid,
                 )
-        return n_components, network.cpu(), result
+        return n_components, fitted.network.cpu(), fitted
 
     def _record_fit(
         self,
         plan: _FitPlan,
         n_components: int,
         network: AutoencoderNet,
-        result: TrainingResult,
+        result: FittedNetwork,
     ) -> None:
         """Set every fitted attribute, in one block, after training succeeded."""
         continuing = plan.continuing
@@ -570,7 +592,7 @@ class BaseAutoencoder(
         self._optimizer_state = optimizer_state_to_cpu(result.optimizer_state)
         self.loss_curve_ = loss_curve
         self.n_iter_ = plan.n_iter_before + len(result.train_losses)
-        if plan.valid_rows is not None:
+        if plan.folds is not None:
             previous = (
                 self.validation_scores_
                 if continuing and self.validation_scores_
@@ -580,18 +602,23 @@ class BaseAutoencoder(
                 *previous,
                 *(-loss for loss in result.valid_losses),
             ]
-            # The score of the weights kept, which may be the untrained start's.
+            # The held-out score of the choice kept, which may be the start's.
             self.best_validation_score_ = (
                 max(self.validation_scores_)
-                if result.best_valid_loss is None
-                else -result.best_valid_loss
+                if result.kept_valid_loss is None
+                else -result.kept_valid_loss
             )
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = min(loss_curve)
-        if not plan.incremental and not result.stopped_early:
+        # max_iter='auto' plans its budget: ending it is the plan, as for PCA.
+        if (
+            not plan.incremental
+            and self.max_iter != "auto"
+            and not result.stopped_early
+        ):
             warnings.warn(
                 "Stochastic Optimizer: Maximum iterations "
                 f"({plan.config.max_iter}) reached and the optimization hasn't "
@@ -654,28 +681,44 @@ class BaseAutoencoder(
             alpha=self.alpha,
             batch_size=batch_size,
             max_iter=max_iter,
-            tol=self.tol,
+            tol=AUTO_RELATIVE_TOL if self.tol == "auto" else self.tol,
             n_iter_no_change=self.n_iter_no_change,
+            relative_tol=self.tol == "auto",
             verbose=bool(self.verbose),
             progress=not self.verbose and progress_wanted(sys.stderr),
             loss_scale=scale**2,
             training_loss_scale=1.0 if self.loss == "binary_crossentropy" else None,
         )
 
-    def _split_validation(
+    def _validation_folds(
         self, n_samples: int, rng: np.random.RandomState, incremental: bool
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Row indices of the training and validation parts (None: no split)."""
+    ) -> list[Fold] | None:
+        """Return the folds whose held-out rows judge training (None: no holdout).
+
+        A holdout of ``validation_fraction`` of the rows when it makes
+        :data:`MIN_HOLDOUT_ROWS` or more (or when ``early_stopping=True``);
+        under ``'auto'``, smaller data sets are judged by
+        :data:`CV_FOLDS`-fold cross-validation instead, down to
+        :data:`MIN_CV_ROWS` rows, so that every row judges once.
+        """
         if incremental or not self.early_stopping:
-            return None, None
-        # Held-out rows judge reconstruction alone, which sparse codes trade
-        # for sparsity: choosing epochs by it would undo what they ask for.
-        if self.early_stopping == "auto" and (
-            n_samples * self.validation_fraction < MIN_AUTO_VALIDATION_ROWS
-            or self._loss_terms().sparsity
-        ):
-            return None, None
+            return None
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        if self.early_stopping == "auto":
+            # Held-out rows judge reconstruction alone, which sparse codes
+            # trade for sparsity: choosing by it would undo what they ask for.
+            if n_samples < MIN_CV_ROWS or self._loss_terms().sparsity:
+                return None
+            if n_valid < MIN_HOLDOUT_ROWS:
+                order = torch.from_numpy(rng.permutation(n_samples))
+                parts = torch.tensor_split(order, CV_FOLDS)
+                return [
+                    Fold(
+                        torch.cat([p for j, p in enumerate(parts) if j != i]),
+                        part,
+                    )
+                    for i, part in enumerate(parts)
+                ]
         if n_valid < 1 or n_samples - n_valid < 1:
             raise ValueError(
                 f"early_stopping=True cannot split n_samples={n_samples} with "
@@ -683,7 +726,7 @@ class BaseAutoencoder(
                 "validation_fraction or set early_stopping=False."
             )
         order = torch.from_numpy(rng.permutation(n_samples))
-        return order[n_valid:], order[:n_valid]
+        return [Fold(order[n_valid:], order[:n_valid])]
 
     def _architecture_params(self) -> dict[str, Any]:
         params = self.get_params(deep=False)
@@ -866,3 +909,9 @@ def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
     if len(image_shape) != 3 or np.prod(image_shape) != n_features:
         raise mismatch
     return image_shape
+
+
+def _training_loss(
+    network: AutoencoderNet, rows: torch.Tensor, terms: LossTerms
+) -> torch.Tensor:
+    return network.training_loss(rows, terms)

@@ -9,15 +9,14 @@ between 1 and PCA's number of components for that fraction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from skae._networks import AutoencoderNet
-from skae._training import reconstruction_error
+T = TypeVar("T")
 
 
 def pca_components_for(X: np.ndarray, fraction: float) -> int:
@@ -28,25 +27,23 @@ def pca_components_for(X: np.ndarray, fraction: float) -> int:
 
 
 def smallest_sufficient_code(
-    fit_network: Callable[[int], tuple[AutoencoderNet, Any]],
+    fit_and_score: Callable[[int], tuple[float, T]],
     max_components: int,
     fraction: float,
-    X_check: torch.Tensor,
-) -> tuple[int, AutoencoderNet, Any]:
-    """Search the smallest code whose reconstruction R² on X_check reaches fraction.
+) -> tuple[int, T]:
+    """Search the smallest code whose reconstruction R² reaches ``fraction``.
 
     A bisection over 1..``max_components`` (PCA's own size for the fraction,
-    which the PCA start reaches already), fitting one network per size tried.
-    ``X_check`` holds held-out rows when there are any. If no size reaches
-    the fraction, PCA's size is kept.
+    which the PCA start reaches already); ``fit_and_score(n_components)``
+    fits one model of that size and returns its R² (on held-out rows when
+    there are any) and the model. If no size reaches the fraction, PCA's
+    size is kept.
     """
-    total = float(torch.mean(X_check**2))
-    fits: dict[int, tuple[AutoencoderNet, Any]] = {}
+    fits: dict[int, T] = {}
 
     def reaches(n_components: int) -> bool:
-        fits[n_components] = fit_network(n_components)
-        error = float(reconstruction_error(fits[n_components][0], X_check))
-        return total == 0 or 1 - error / total >= fraction
+        r2, fits[n_components] = fit_and_score(n_components)
+        return r2 >= fraction
 
     low, high = 1, max_components
     while low < high:
@@ -57,7 +54,7 @@ def smallest_sufficient_code(
             low = middle + 1
     if low not in fits:
         reaches(low)
-    return low, *fits[low]
+    return low, fits[low]
 
 
 def principal_axes(X: np.ndarray, n_components: int, seed: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -37,6 +38,9 @@ class TrainingConfig:
     max_iter: int = 200
     tol: float = 1e-4
     n_iter_no_change: int = 10
+    # Whether tol is a share of the best loss so far rather than a fall in
+    # network units (tol='auto').
+    relative_tol: bool = False
     verbose: bool = False
     # A per-epoch bar on stderr; the caller decides (a terminal, not verbose).
     progress: bool = False
@@ -49,17 +53,40 @@ class TrainingConfig:
 
 
 @dataclass
+class Run:
+    """One network trained on some rows and, optionally, judged on others.
+
+    :func:`train` trains several runs in step, one per fold of a
+    cross-validation, so that they stop together on their pooled error.
+    """
+
+    network: nn.Module
+    # The rows it trains on are X[rows] (all of X if None), gathered batch by
+    # batch rather than copied.
+    X: torch.Tensor
+    rows: torch.Tensor | None = None
+    X_valid: torch.Tensor | None = None
+
+    @property
+    def n_train(self) -> int:
+        return self.X.shape[0] if self.rows is None else self.rows.shape[0]
+
+
+@dataclass
 class TrainingResult:
     """What one call of :func:`train` did, in reported units."""
 
     train_losses: list[float] = field(default_factory=list)
+    # Pooled over the runs' held-out rows, one per epoch.
     valid_losses: list[float] = field(default_factory=list)
-    # Validation loss of the untrained network, when it competed with the epochs.
+    # Validation loss of the untrained networks, and of the best epoch.
     start_valid_loss: float | None = None
-    # Validation loss of the weights kept: the best epoch's, or the start's.
     best_valid_loss: float | None = None
-    # Whether the untrained start was kept: no epoch did better on validation.
-    kept_start: bool = False
+    # The epoch of the lowest pooled validation loss (from 1), if judged.
+    best_epoch: int | None = None
+    # Per held-out row, in network units: the start's error and the best epoch's.
+    start_row_errors: torch.Tensor | None = None
+    best_row_errors: torch.Tensor | None = None
     stopped_early: bool = False
     optimizer_state: dict[str, Any] = field(default_factory=dict)
 
@@ -116,15 +143,18 @@ def run_epoch(
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     threads: ThreadChooser | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One pass over X in shuffled mini-batches; returns the mean loss, on device.
+    """One pass over X (or X[rows]) in shuffled mini-batches; returns the mean loss.
 
     The loss stays on the device so the epoch needs no host synchronisation.
     ``threads`` sets torch's thread count for each step; ``None`` leaves it.
     """
     network.train()
-    n_samples = X.shape[0]
+    n_samples = X.shape[0] if rows is None else rows.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
+    if rows is not None:
+        order = rows[order]
     total = torch.zeros((), device=X.device)
     step_threads = threads if threads is not None else nullcontext()
     for start, stop in batch_bounds(n_samples, batch_size):
@@ -141,13 +171,18 @@ def run_epoch(
 
 def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Mean squared reconstruction error of X in evaluation mode, on device."""
+    return torch.mean(row_errors(network, X))
+
+
+def row_errors(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Each row's mean squared reconstruction error, in evaluation mode, on device."""
     network.eval()
-    total = torch.zeros((), device=X.device)
+    errors = torch.empty(X.shape[0], device=X.device)
     with torch.inference_mode():
         for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE):
             rows = X[start:stop]
-            total += torch.sum((network(rows) - rows) ** 2) / X.shape[1]
-    return total / X.shape[0]
+            errors[start:stop] = torch.mean((network(rows) - rows) ** 2, dim=1)
+    return errors
 
 
 EpochObserver = Callable[[int, nn.Module, float, "float | None"], object]
@@ -263,29 +298,33 @@ def epoch_callback(callback: Callable[[EpochReport], object]) -> Iterator[None]:
 
 
 def train(
-    network: nn.Module,
-    X_train: torch.Tensor,
-    X_valid: torch.Tensor | None,
+    runs: list[Run],
     *,
-    batch_loss: BatchLoss,
+    batch_loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
     config: TrainingConfig,
     generator: torch.Generator,
+    epochs: int | None = None,
     optimizer_state: dict[str, Any] | None = None,
-    start_is_candidate: bool = False,
     threads: ThreadChooser | None = None,
 ) -> TrainingResult:
-    """Train ``network`` in place for up to ``config.max_iter`` epochs.
+    """Train every run's network in place, in step, epoch by epoch.
 
-    ``batch_loss`` computes the training loss of a batch with ``network``;
-    validation uses the plain reconstruction error of ``network(X_valid)``.
+    ``batch_loss(network, rows)`` computes a network's training loss on a
+    batch; held-out rows are judged by the plain reconstruction error.
 
-    Stopping follows MLPRegressor: without validation data, stop once the
-    training loss has not improved by ``tol`` for more than ``n_iter_no_change``
-    epochs; with it, do the same on the validation loss and restore the weights
-    of the best validation epoch. With ``start_is_candidate``, the untrained
-    network competes too: the best epoch replaces it only when it does
-    better on the validation rows. ``threads`` sets torch's thread count for
-    each training step.
+    With ``epochs``, train exactly that many epochs (a refit whose length was
+    chosen before). Otherwise train up to ``config.max_iter`` epochs and stop
+    as MLPRegressor does: once the monitored loss has not improved for more
+    than ``n_iter_no_change`` epochs. The monitored loss is the validation
+    error pooled over every run's held-out rows when they have some (each
+    run is one fold of a cross-validation), else the training loss. An
+    improvement is a fall of more than ``tol`` (network units) or, with
+    ``relative_tol``, of more than that share of the best loss so far.
+
+    Judged runs report the best epoch and, row by row, its errors and the
+    untrained networks' errors, for the caller to choose between them; their
+    weights stay those of the last epoch. ``optimizer_state`` resumes the
+    solver of a single run. ``threads`` sets torch's thread count per step.
 
     Raises
     ------
@@ -293,44 +332,59 @@ def train(
         If the loss or, after the last step, a weight becomes NaN or infinite
         (training diverged).
     """
-    optimizer = make_optimizer(network.parameters(), config, optimizer_state)
-    scheduler = None
-    if config.learning_rate == "cosine":
-        n_steps = config.max_iter * len(
-            batch_bounds(X_train.shape[0], config.batch_size)
+    optimizers = [
+        make_optimizer(run.network.parameters(), config, optimizer_state)
+        for run in runs
+    ]
+    schedulers = [
+        torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer,
+            config.max_iter * len(batch_bounds(run.n_train, config.batch_size)),
         )
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps)
-    result = TrainingResult()
-    best_loss, best_state, epochs_without_improvement = float("inf"), None, 0
+        if config.learning_rate == "cosine"
+        else None
+        for run, optimizer in zip(runs, optimizers, strict=True)
+    ]
+    judged = epochs is None and runs[0].X_valid is not None
+    train_weights = torch.tensor([float(run.n_train) for run in runs])
+    train_weights /= train_weights.sum()
     scales = [
         config.loss_scale
         if config.training_loss_scale is None
         else config.training_loss_scale,
         config.loss_scale,
     ]
-    start_state = None
-    if start_is_candidate and X_valid is not None:
-        # The start competes at the end, not in the patience: leaving a good
-        # start often costs some epochs before training gets below it.
-        start_state = _copy_state(network)
-        start_loss = reconstruction_error(network, X_valid).item()
-        result.start_valid_loss = start_loss * config.loss_scale
-    epochs = progress_bar(range(1, config.max_iter + 1), enabled=config.progress)
-    for epoch in epochs:
-        epoch_losses = [
-            run_epoch(
-                network,
-                batch_loss,
+    result = TrainingResult()
+    if judged:
+        result.start_row_errors = _pooled_row_errors(runs)
+        result.start_valid_loss = (
+            result.start_row_errors.mean().item() * config.loss_scale
+        )
+    best_loss, epochs_without_improvement = float("inf"), 0
+    n_epochs = config.max_iter if epochs is None else epochs
+    bar = progress_bar(range(1, n_epochs + 1), enabled=config.progress)
+    for epoch in bar:
+        train_loss = sum(
+            weight
+            * run_epoch(
+                run.network,
+                partial(batch_loss, run.network),
                 optimizer,
-                X_train,
+                run.X,
                 config.batch_size,
                 generator,
                 scheduler,
                 threads,
+                run.rows,
             )
-        ]
-        if X_valid is not None:
-            epoch_losses.append(reconstruction_error(network, X_valid))
+            for run, optimizer, scheduler, weight in zip(
+                runs, optimizers, schedulers, train_weights.tolist(), strict=True
+            )
+        )
+        epoch_losses = [train_loss]
+        if judged:
+            valid_errors = _pooled_row_errors(runs)
+            epoch_losses.append(valid_errors.mean())
         # The one host synchronisation of the epoch.
         losses = [
             loss * scale
@@ -340,48 +394,54 @@ def train(
         ]
         _check_finite(losses[0], epoch, config)
         result.train_losses.append(losses[0])
-        if X_valid is not None:
+        if judged:
             result.valid_losses.append(losses[1])
         if config.verbose:
             _print_epoch(epoch, losses)
-        valid_loss = losses[1] if len(losses) > 1 else None
+        valid_loss = losses[1] if judged else None
         stop_asked = False
         for observe in tuple(getattr(_epoch_observers, "callbacks", ())):
-            stop_asked |= bool(observe(epoch, network, losses[0], valid_loss))
-        epochs.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+            stop_asked |= bool(observe(epoch, runs[0].network, losses[0], valid_loss))
+        bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+        if epochs is not None:
+            if stop_asked:
+                result.stopped_early = True
+                break
+            continue
 
         monitored = losses[-1]
-        if monitored > best_loss - config.tol * scales[len(losses) - 1]:
+        margin = (
+            config.tol * best_loss
+            if config.relative_tol
+            else config.tol * scales[len(losses) - 1]
+        )
+        if monitored > best_loss - margin:
             epochs_without_improvement += 1
         else:
             epochs_without_improvement = 0
         if monitored < best_loss:
             best_loss = monitored
-            if X_valid is not None:
-                best_state = _copy_state(network)
+            if judged:
+                result.best_epoch = epoch
+                result.best_valid_loss = monitored
+                result.best_row_errors = valid_errors
         if stop_asked or epochs_without_improvement > config.n_iter_no_change:
             result.stopped_early = True
             if config.verbose:
-                _print_stop(config, validation=X_valid is not None, asked=stop_asked)
+                _print_stop(config, validation=judged, asked=stop_asked)
             break
-    epochs.close()
-    if best_state is not None:
-        network.load_state_dict(best_state)
-        result.best_valid_loss = best_loss
-    if start_state is not None and result.start_valid_loss <= best_loss:
-        network.load_state_dict(start_state)
-        result.best_valid_loss = result.start_valid_loss
-        result.kept_start = True
-    _check_finite_weights(network, config)
-    network.eval()
-    result.optimizer_state = optimizer.state_dict()
+    bar.close()
+    for run in runs:
+        _check_finite_weights(run.network, config)
+        run.network.eval()
+    if len(runs) == 1:
+        result.optimizer_state = optimizers[0].state_dict()
     return result
 
 
-def _copy_state(network: nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        name: value.detach().clone() for name, value in network.state_dict().items()
-    }
+def _pooled_row_errors(runs: list[Run]) -> torch.Tensor:
+    """Every run's per-row errors on its held-out rows, end to end."""
+    return torch.cat([row_errors(run.network, run.X_valid) for run in runs])
 
 
 def _check_finite(loss: float, epoch: int, config: TrainingConfig) -> None:

@@ -104,19 +104,24 @@ class VariationalAutoencoder(BaseAutoencoder):
         about 3500 optimiser steps, within 10 to 200 epochs, so that large
         data sets train in bounded time: 200 epochs on a thousand training
         rows, 17 on 54 000 (60 000 rows, 10% held out) at the default batch
-        size.
+        size. Ending that plan
+        raises no ``ConvergenceWarning``; reaching an integer ``max_iter``
+        before the stopping rule does, as in MLPRegressor.
 
-    tol : float, default=1e-4
+    tol : float or 'auto', default='auto'
         Training stops once the monitored loss has not improved by at least
-        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. The
-        squared error is measured on the standardised data, so ``tol`` is
-        relative to the data's total variance; a binary cross-entropy training
-        loss is compared in nats per entry.
+        ``tol`` for more than ``n_iter_no_change`` consecutive epochs. 'auto'
+        asks each improvement to be a share (0.01%) of the best loss so far,
+        whatever the units of the data. A float keeps MLPRegressor's meaning:
+        an absolute fall, with the squared error measured on the standardised
+        data (so relative to its total variance) and a binary cross-entropy
+        in nats per entry.
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, monitor the
         reconstruction error of its posterior means instead of the training
-        loss, and keep the weights of the best validation epoch.
+        loss, and stop once it stops improving; the model kept is then
+        refitted on every row for the best epoch's number of epochs.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
@@ -208,7 +213,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         Best of ``validation_scores_``; None unless ``early_stopping=True``.
 
     n_iter_ : int
-        Number of epochs trained.
+        Number of epochs the model kept trained (with held-out rows, those of
+        the refit on every row).
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -272,7 +278,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         learning_rate: str = "cosine",
         learning_rate_init: float = 3e-3,
         max_iter: int | str = "auto",
-        tol: float = 1e-4,
+        tol: float | str = "auto",
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,

@@ -44,7 +44,13 @@ COLUMNS = [f"f{i}" for i in range(N_FEATURES)]
 def make_model(**params):
     defaults = {"n_components": N_COMPONENTS, "hidden_layer_sizes": (4,)}
     return AutoencoderTransformer(
-        **{**defaults, "max_iter": 3, "random_state": 0, **params}
+        **{
+            **defaults,
+            "max_iter": 3,
+            "early_stopping": False,
+            "random_state": 0,
+            **params,
+        }
     )
 
 

@@ -42,6 +42,7 @@ def fitted(frame):
         init="random",
         hidden_layer_sizes=(8,),
         max_iter=3,
+        early_stopping=False,
         random_state=0,
     ).fit(frame)
 

@@ -1,7 +1,5 @@
 """The PCA start: a network that begins as PCA and can only improve on it."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -13,9 +11,11 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from skae import AutoencoderTransformer, VariationalAutoencoder
+from skae._fitting import Fold, fit_network, trained_beats_start
 from skae._networks import AutoencoderNet, LinearWithResidual
-from skae._training import TrainingConfig, train
-from tests.helpers import fit_quietly
+from skae._pca import smallest_sufficient_code
+from skae._training import TrainingConfig
+from tests.helpers import fit_quietly, low_rank_data
 
 
 def mse(model, X):
@@ -93,27 +93,105 @@ def test_linear_data_ends_no_worse_than_pca():
     assert ae.best_validation_score_ >= max(ae.validation_scores_)
 
 
-@pytest.mark.parametrize("start_is_candidate", [True, False])
-def test_the_start_competes_with_every_epoch(start_is_candidate):
+@pytest.mark.parametrize("start_competes", [True, False])
+def test_the_start_competes_with_the_trained_network(start_competes):
     """Training that only makes things worse ends where it started, if allowed."""
     rng = np.random.default_rng(0)
     X = torch.as_tensor(rng.normal(size=(200, 6)), dtype=torch.float32)
-    network = AutoencoderNet(nn.Linear(6, 2), nn.Linear(2, 6))
-    start = copy.deepcopy(network.state_dict())
-    train(
-        network,
-        X[:150],
-        X[150:],
+
+    def build(rows):
+        return AutoencoderNet(nn.Linear(6, 2), nn.Linear(2, 6))
+
+    torch.manual_seed(0)
+    start = build(None).state_dict()
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(0))
+    fitted = fit_network(
+        build,
+        X,
+        [Fold(order[50:], order[:50])],
         # Gradient ascent on the error: every epoch is worse than the start.
-        batch_loss=lambda rows: -torch.mean((network(rows) - rows) ** 2),
+        batch_loss=lambda network, rows: -torch.mean((network(rows) - rows) ** 2),
         config=TrainingConfig(max_iter=5, learning_rate_init=1e-2),
-        generator=torch.Generator().manual_seed(0),
-        start_is_candidate=start_is_candidate,
+        refit_config=TrainingConfig(max_iter=5, learning_rate_init=1e-2),
+        seed=0,
+        start_competes=start_competes,
     )
     same = all(
-        torch.equal(value, network.state_dict()[name]) for name, value in start.items()
+        torch.equal(value, fitted.network.state_dict()[name])
+        for name, value in start.items()
     )
-    assert same == start_is_candidate
+    assert same == start_competes == fitted.kept_start
+
+
+def test_an_advantage_within_the_noise_keeps_the_start():
+    """The trained network must beat the start by more than the noise of rows."""
+    rng = np.random.default_rng(0)
+    start = torch.as_tensor(rng.exponential(size=40))
+    noisy = start + torch.as_tensor(rng.normal(scale=0.5, size=40))
+    # On average a little better, but by far less than two standard errors.
+    trained = noisy - noisy.mean() + start.mean() - 0.01
+    assert float(trained.mean()) < float(start.mean())
+    assert not trained_beats_start(start, trained)
+    assert trained_beats_start(start, start - 0.05)
+    assert not trained_beats_start(start, start)
+
+
+def test_small_table_where_training_overfits_keeps_pca():
+    """20 standardised rows: training fits the noise, the kept model is PCA."""
+    X = StandardScaler().fit_transform(load_breast_cancer().data[:20])
+    ae = fit_quietly(AutoencoderTransformer(n_components=3, random_state=0), X)
+    pca = PCA(n_components=3).fit(X)
+    np.testing.assert_allclose(
+        ae.inverse_transform(ae.transform(X)),
+        pca.inverse_transform(pca.transform(X)),
+        atol=1e-4,
+    )
+    # Judged by cross-validation: every row was held out once.
+    assert ae.validation_scores_ is not None
+
+
+def test_training_that_truly_wins_still_wins():
+    """A non-linear structure on 60 rows: training beats PCA on new rows."""
+    rng = np.random.default_rng(0)
+    angle = rng.uniform(0, 2 * np.pi, size=300)
+    X = np.column_stack([np.cos(angle), np.sin(angle), np.cos(2 * angle)])
+    X += 0.02 * rng.normal(size=X.shape)
+    X_train, X_test = X[:60], X[60:]
+    ae = fit_quietly(AutoencoderTransformer(n_components=1, random_state=0), X_train)
+    pca_error = mse(PCA(n_components=1).fit(X_train), X_test)
+    assert mse(ae, X_test) < 0.7 * pca_error
+
+
+def test_the_kept_model_has_learnt_from_every_row():
+    """Held-out rows judge, then teach: a row unlike any other is learnt too.
+
+    Half the rows are held out; one row points where no other does. A model
+    kept without a refit on all rows has never seen that row when it was
+    held out, and reconstructs it as the mean. (A random start, so that the
+    PCA start, refitted on all rows when it wins, does not learn it alone.)
+    """
+    X = low_rank_data(40, 6, rank=2, noise=0.1)
+    settings = {
+        "n_components": 2,
+        "init": "random",
+        "hidden_layer_sizes": (16,),
+        "max_iter": 60,
+        "learning_rate": "constant",
+        "learning_rate_init": 0.03,
+        "n_iter_no_change": 60,
+        "early_stopping": True,
+        "validation_fraction": 0.5,
+        "random_state": 0,
+    }
+    for row in range(8):  # about half of them held out
+        X_odd = X.copy()
+        X_odd[row] = 0.0
+        X_odd[row, 5] = 30.0
+        ae = fit_quietly(AutoencoderTransformer(**settings), X_odd)
+        reconstruction = ae.inverse_transform(ae.transform(X_odd[row : row + 1]))
+        error = np.sum((reconstruction - X_odd[row]) ** 2)
+        spread = np.sum((X_odd[row] - X_odd.mean(axis=0)) ** 2)
+        assert error < 0.25 * spread, row
 
 
 def test_random_init_keeps_the_plain_network(digits_split):
@@ -152,16 +230,22 @@ def test_partial_fit_starts_from_the_first_batch_pca(digits_split):
     assert ae.loss_curve_[0] == pytest.approx(pca_error, rel=1e-3)
 
 
-def test_auto_early_stopping_holds_out_rows_only_where_enough(digits_split):
+def test_auto_early_stopping_judges_by_holdout_or_cross_validation(digits_split):
     X_train, _ = digits_split
     ae = fit_quietly(
         AutoencoderTransformer(n_components=2, max_iter=3, random_state=0), X_train
     )
     assert len(ae.validation_scores_) == 3
     assert ae.best_loss_ is None
-    tiny = fit_quietly(
+    small = fit_quietly(
         AutoencoderTransformer(n_components=2, max_iter=3, random_state=0),
         X_train[:40],
+    )
+    # Too few rows for a holdout: five folds judge, every row held out once.
+    assert len(small.validation_scores_) == 3
+    tiny = fit_quietly(
+        AutoencoderTransformer(n_components=2, max_iter=3, random_state=0),
+        X_train[:9],
     )
     assert tiny.validation_scores_ is None
     assert tiny.best_loss_ == min(tiny.loss_curve_)
@@ -186,26 +270,16 @@ def test_fraction_picks_the_smallest_sufficient_code(digits_split):
     assert 1 - mse(ae, X_test) / total >= 0.75
 
 
-def test_fraction_search_is_a_bisection(monkeypatch):
-    """One network per size tried; the smallest size reaching the fraction wins."""
-    import skae._pca as face
-
+def test_fraction_search_is_a_bisection():
+    """One model per size tried; the smallest size reaching the fraction wins."""
     tried = []
     reach = 5
 
-    def fit_network(n_components):
+    def fit_and_score(n_components):
         tried.append(n_components)
-        return n_components, None
+        return (1.0 if n_components >= reach else 0.0), n_components
 
-    monkeypatch.setattr(
-        face,
-        "reconstruction_error",
-        lambda k, X: torch.tensor(0.0 if k >= reach else 1.0),
-    )
-    X_check = torch.ones(4, 3)
-    n_components, network, _ = face.smallest_sufficient_code(
-        fit_network, 16, 0.9, X_check
-    )
-    assert n_components == network == reach
+    n_components, model = smallest_sufficient_code(fit_and_score, 16, 0.9)
+    assert n_components == model == reach
     assert len(tried) <= 5
     assert sorted(set(tried)) == sorted(tried)

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
 from skae._networks import AutoencoderNet, LossTerms, build_dense
-from skae._training import TrainingConfig, make_optimizer, observe_epochs, train
+from skae._training import Run, TrainingConfig, make_optimizer, observe_epochs, train
 from tests.helpers import assert_same
 
 
@@ -26,13 +26,15 @@ def make_problem(seed=0):
     return network, X
 
 
+def training_loss(network, rows, terms):
+    return network.training_loss(rows, terms)
+
+
 def run(config, seed=0, X_valid=None):
     network, X = make_problem(seed)
     result = train(
-        network,
-        X,
-        X_valid,
-        batch_loss=partial(network.training_loss, terms=LossTerms()),
+        [Run(network, X, X_valid=X_valid)],
+        batch_loss=partial(training_loss, terms=LossTerms()),
         config=config,
         generator=torch.Generator().manual_seed(seed),
     )
@@ -68,23 +70,80 @@ def test_stops_when_loss_stalls():
     assert len(result.train_losses) == 4
 
 
-def test_validation_restores_best_epoch():
+def test_validation_reports_the_best_epoch_row_by_row():
+    """Judged runs report the best epoch and its per-row errors, and the start's."""
     network, X = make_problem()
     config = TrainingConfig(
         batch_size=16, max_iter=40, learning_rate_init=0.05, n_iter_no_change=40
     )
+    start_errors = torch.mean((network(X[48:]) - X[48:]) ** 2, dim=1).detach()
     result = train(
-        network,
-        X[:48],
-        X[48:],
-        batch_loss=partial(network.training_loss, terms=LossTerms()),
+        [Run(network, X, torch.arange(48), X[48:])],
+        batch_loss=partial(training_loss, terms=LossTerms()),
         config=config,
         generator=torch.Generator().manual_seed(0),
     )
     best = min(result.valid_losses)
+    assert result.best_epoch == result.valid_losses.index(best) + 1
+    assert result.best_valid_loss == best
+    assert float(result.best_row_errors.mean()) == pytest.approx(best, rel=1e-5)
+    torch.testing.assert_close(result.start_row_errors, start_errors)
+
+
+def test_folds_stop_together_on_their_pooled_error():
+    """Two folds train in step; the monitored loss pools every held-out row."""
+    networks = [make_problem()[0], make_problem()[0]]
+    X = make_problem()[1]
+    halves = torch.arange(64).reshape(2, 32)
+    runs = [
+        Run(networks[0], X, halves[0], X[halves[1]]),
+        Run(networks[1], X, halves[1], X[halves[0]]),
+    ]
+    result = train(
+        runs,
+        batch_loss=partial(training_loss, terms=LossTerms()),
+        config=TrainingConfig(batch_size=16, max_iter=5),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert len(result.valid_losses) == 5
+    assert result.best_row_errors.shape == (64,)
     with torch.no_grad():
-        final = torch.mean((network(X[48:]) - X[48:]) ** 2).item()
-    assert final == pytest.approx(best, rel=1e-5)
+        pooled = torch.cat(
+            [
+                torch.mean((n(X[h]) - X[h]) ** 2, dim=1)
+                for n, h in zip(networks, halves.flip(0), strict=True)
+            ]
+        ).mean()
+    assert result.valid_losses[-1] == pytest.approx(float(pooled), rel=1e-5)
+
+
+def test_relative_tol_does_not_stop_a_falling_loss_in_small_units():
+    """A small loss still falling by a share of itself keeps training."""
+    network, X = make_problem()
+    config = dict(
+        batch_size=16,
+        max_iter=30,
+        learning_rate_init=0.01,
+        tol=0.05,
+        n_iter_no_change=2,
+    )
+    tiny = X
+    absolute = train(
+        [Run(network, tiny)],
+        batch_loss=partial(training_loss, terms=LossTerms()),
+        config=TrainingConfig(**config),
+        generator=torch.Generator().manual_seed(0),
+    )
+    network, _ = make_problem()
+    relative = train(
+        [Run(network, tiny)],
+        batch_loss=partial(training_loss, terms=LossTerms()),
+        config=TrainingConfig(**config, relative_tol=True),
+        generator=torch.Generator().manual_seed(0),
+    )
+    # Absolute: falls under 0.05 count as none once the loss is below 0.05.
+    assert absolute.stopped_early
+    assert len(relative.train_losses) > len(absolute.train_losses)
 
 
 def test_divergence_raises():
