@@ -113,7 +113,7 @@ def small_panel(seed: int) -> Iterator[tuple[str, list, list[int]]]:
             scaler = StandardScaler().fit(X[train])
             folds.append((scaler.transform(X[train]), scaler.transform(X[test])))
         largest = min(X.shape[1], min(len(train) for train, _ in folds)) - 1
-        yield name, folds, sorted({2, max(2, X.shape[1] // 2), largest})
+        yield name, folds, sorted({2, min(X.shape[1] // 2, largest), largest})
 
 
 def panel(

@@ -233,6 +233,17 @@ class AutoencoderTransformer(BaseAutoencoder):
         CPU), 'cpu', 'cuda' or 'cuda:<index>'. Fitted modules are kept on the
         CPU, so a fitted model pickles and loads anywhere.
 
+    precision : {'auto', 'float32', 'bfloat16'}, default='auto'
+        Arithmetic of the training steps. 'bfloat16' trains with PyTorch's
+        bfloat16 autocast (mixed precision, Lightning's "bf16-mixed"): matrix
+        products in bfloat16, weights, optimiser state, losses, held-out
+        errors and the PCA start in float32. 'auto' does so where the device
+        has bfloat16 in hardware (CPUs with AVX-512 BF16 or AMX, CUDA devices
+        with bfloat16) and trains in float32 elsewhere; 'bfloat16' on other
+        hardware warns, as it is emulated and slower. ``transform`` and the
+        other inference methods always compute in float32. Set 'float32' for
+        results that are the same on every machine (:ref:`scaling`).
+
     Attributes
     ----------
     n_components_ : int
@@ -380,6 +391,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         verbose: bool = False,
         warm_start: bool = False,
         device: str | torch.device = "auto",
+        precision: str = "auto",
     ) -> None:
         self.n_components = n_components
         self.init = init
@@ -409,6 +421,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
     def _starts_from_pca(self, architecture: dict[str, Any]) -> bool:
         """Whether ``fit`` starts the built-in network at PCA's solution.

@@ -41,10 +41,13 @@ from torch import nn
 
 from skae._checks import FLOAT_DTYPES, positive_ints
 from skae._data import (
+    BFLOAT16_SPEEDUP,
     INFERENCE_BATCH_SIZE,
+    PRECISIONS,
     batch_bounds,
     map_batches,
     resolve_device,
+    resolve_precision,
     standardization,
     to_tensor,
 )
@@ -140,6 +143,7 @@ SHARED_CONSTRAINTS: dict[str, list[Any]] = {
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
     "device": [str, torch.device],
+    "precision": [StrOptions(set(PRECISIONS))],
 }
 
 
@@ -448,7 +452,10 @@ class BaseAutoencoder(
         mean, scale = (self.mean_, self.scale_) if continuing else standardization(X)
         folds = self._validation_folds(X.shape[0], rng, incremental)
         n_train = X.shape[0] if folds is None else min(len(f.train_rows) for f in folds)
-        config = self._training_config(n_train, scale, incremental)
+        device = resolve_device(self.device)
+        config = self._training_config(
+            n_train, scale, incremental, resolve_precision(self.precision, device)
+        )
         if self.batch_norm and min(n_train, config.batch_size) < 2:
             raise ValueError(
                 "batch_norm=True needs at least 2 samples per training batch, got "
@@ -467,7 +474,7 @@ class BaseAutoencoder(
             mean=mean,
             scale=scale,
             seed=seed,
-            device=resolve_device(self.device),
+            device=device,
             folds=folds,
             config=config,
             refit_config=refit_config,
@@ -498,6 +505,7 @@ class BaseAutoencoder(
                     config.batch_size,
                     max_threads,
                     training=True,
+                    speedup=1.0 if config.autocast is None else BFLOAT16_SPEEDUP,
                 )
 
             def fit_code_size(n_components: int) -> FittedNetwork:
@@ -654,7 +662,11 @@ class BaseAutoencoder(
             ).eval()
 
     def _training_config(
-        self, n_train: int, scale: float, incremental: bool
+        self,
+        n_train: int,
+        scale: float,
+        incremental: bool,
+        autocast: torch.dtype | None = None,
     ) -> TrainingConfig:
         batch_size = (
             min(AUTO_BATCH_SIZE, n_train)
@@ -684,6 +696,7 @@ class BaseAutoencoder(
             tol=AUTO_RELATIVE_TOL if self.tol == "auto" else self.tol,
             n_iter_no_change=self.n_iter_no_change,
             relative_tol=self.tol == "auto",
+            autocast=autocast,
             verbose=bool(self.verbose),
             progress=not self.verbose and progress_wanted(sys.stderr),
             loss_scale=scale**2,

@@ -6,6 +6,7 @@ Nothing here knows about scikit-learn or about how a network was trained.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
@@ -69,6 +70,45 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "machine; use device='auto' or device='cpu'."
         )
     return resolved
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+# How many times faster a bfloat16 training step runs where the hardware has
+# it natively (docs/scaling.rst; benchmarks/bench_training.py --precision).
+BFLOAT16_SPEEDUP = 2.0
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware.
+
+    CPUs with AVX-512 BF16 or AMX, and CUDA devices that support bfloat16.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Return the autocast dtype training runs under (None: plain float32).
+
+    ``'auto'`` picks bfloat16 only where the device has it natively, since
+    emulated bfloat16 is slower than float32; ``'bfloat16'`` elsewhere warns.
+    """
+    if precision == "float32":
+        return None
+    native = native_bfloat16(device)
+    if precision == "auto":
+        return torch.bfloat16 if native else None
+    if not native:
+        warnings.warn(
+            f"precision='bfloat16' on a {device.type} device without native "
+            "bfloat16: it is emulated, slower than float32 and less accurate. "
+            "Use precision='auto' or 'float32' on this machine.",
+            UserWarning,
+            stacklevel=6,
+        )
+    return torch.bfloat16
 
 
 def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:

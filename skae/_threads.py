@@ -348,12 +348,14 @@ def choose_threads(
     ceiling: int,
     *,
     training: bool,
+    speedup: float = 1.0,
 ) -> ThreadChooser:
     """Decide how a call's steps pick their thread count.
 
     A pinned count (:func:`fixed_threads`) or a ceiling of one thread fixes
     it; so does a step of fewer than :data:`SMALL_STEP` multiply-adds (the
-    forward pass's, times :data:`TRAINING_STEP_FACTOR` in training), at one
+    forward pass's, times :data:`TRAINING_STEP_FACTOR` in training, over
+    ``speedup`` for steps that run that much faster, as bfloat16 ones), at one
     thread. Larger steps off the CPU keep the ceiling. Larger CPU steps are
     timed: training measures from its first step, inference starts from the
     latest choice measured in this process (or the ceiling) and measures once
@@ -364,7 +366,8 @@ def choose_threads(
     if ceiling == 1 or rows.device.type != "cpu":
         return ThreadChooser([ceiling])
     passes = TRAINING_STEP_FACTOR if training else 1
-    if multiply_adds_per_row(module, rows) * rows_per_step * passes < SMALL_STEP:
+    work = multiply_adds_per_row(module, rows) * rows_per_step * passes / speedup
+    if work < SMALL_STEP:
         return ThreadChooser([1])
     candidates = sorted({ceiling, *(2**i for i in range(ceiling.bit_length()))})
     candidates = [count for count in candidates if count <= ceiling]

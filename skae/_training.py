@@ -38,6 +38,9 @@ class TrainingConfig:
     max_iter: int = 200
     tol: float = 1e-4
     n_iter_no_change: int = 10
+    # Training's autocast dtype (bfloat16 mixed precision), None for float32.
+    # Weights, optimiser state, losses and held-out errors stay float32.
+    autocast: torch.dtype | None = None
     # Whether tol is a share of the best loss so far rather than a fall in
     # network units (tol='auto').
     relative_tol: bool = False
@@ -144,6 +147,7 @@ def run_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     threads: ThreadChooser | None = None,
     rows: torch.Tensor | None = None,
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
     """One pass over X (or X[rows]) in shuffled mini-batches; returns the mean loss.
 
@@ -158,8 +162,14 @@ def run_epoch(
     total = torch.zeros((), device=X.device)
     step_threads = threads if threads is not None else nullcontext()
     for start, stop in batch_bounds(n_samples, batch_size):
+        mixed = (
+            nullcontext()
+            if autocast is None
+            else torch.autocast(X.device.type, dtype=autocast)
+        )
         with step_threads:
-            loss = batch_loss(X[order[start:stop]])
+            with mixed:
+                loss = batch_loss(X[order[start:stop]]).float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -376,6 +386,7 @@ def train(
                 scheduler,
                 threads,
                 run.rows,
+                config.autocast,
             )
             for run, optimizer, scheduler, weight in zip(
                 runs, optimizers, schedulers, train_weights.tolist(), strict=True

@@ -7,6 +7,8 @@ the parameters a test covers; the last test checks that every parameter of
 every estimator has such a test, so a new parameter without one fails too.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from skae import (
     AutoencoderTransformer,
     VariationalAutoencoder,
 )
+from skae._data import native_bfloat16
 from tests.helpers import low_rank_data
 
 pytestmark = [
@@ -389,6 +392,28 @@ def test_device_decides_where_the_network_runs(cls):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
             fit(cls, device="cuda")
+
+
+@flows("precision")
+def test_precision_sets_the_arithmetic_of_training(cls, monkeypatch):
+    """bfloat16 steps change the fit; 'auto' follows the hardware; float32 stays."""
+    float32 = fit(cls, precision="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # emulated where not native
+        bfloat16 = fit(cls, precision="bfloat16")
+    assert not np.array_equal(bfloat16.transform(X), float32.transform(X))
+    for model in (float32, bfloat16):
+        assert {p.dtype for p in model._network.parameters()} == {torch.float32}
+        assert model.transform(X.astype(np.float32)).dtype == np.float32
+    native = native_bfloat16(torch.device("cpu"))
+    expected = bfloat16 if native else float32
+    np.testing.assert_array_equal(fit(cls).transform(X), expected.transform(X))
+    # Without native bfloat16, 'auto' trains in float32 and 'bfloat16' warns.
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, check, lambda: False, raising=False)
+    np.testing.assert_array_equal(fit(cls).transform(X), float32.transform(X))
+    with pytest.warns(UserWarning, match="emulated, slower than float32"):
+        fit(cls, precision="bfloat16")
 
 
 # -- the outlier detector -------------------------------------------------------------

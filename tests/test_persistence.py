@@ -561,3 +561,15 @@ def test_model_trained_on_gpu_loads_on_cpu(data, tmp_path, monkeypatch):
         assert all(tensor.device.type == "cpu" for tensor in all_tensors(restored))
         restored.set_params(device="cpu")
         np.testing.assert_allclose(restored.transform(data), expected, rtol=1e-5)
+
+
+def test_bfloat16_trained_model_loads_bit_for_bit(data, tmp_path):
+    """Mixed precision leaves float32 weights: the file and outputs are exact."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # emulated bfloat16 where not native
+        model = tiny().set_params(precision="bfloat16").fit(data)
+    assert {p.dtype for p in model._network.parameters()} == {torch.float32}
+    save(model, tmp_path / "model.safetensors")
+    restored = load(tmp_path / "model.safetensors")
+    assert restored.precision == "bfloat16"
+    np.testing.assert_array_equal(restored.transform(data), model.transform(data))
