@@ -1,0 +1,77 @@
+"""Default fit of MNIST in bfloat16 mixed precision against float32.
+
+Run from the repository root::
+
+    python benchmarks/bench_precision.py              # MNIST 60,000 x 784, k = 32
+    python benchmarks/bench_precision.py --repeats 3  # interleaved repeats
+
+Fits ``AutoencoderTransformer(n_components=32, random_state=0)`` with
+``precision='auto'`` and ``precision='float32'`` in turn, in one process, and
+prints each fit's seconds and test MSE, PCA's test MSE and the ratios. On a
+machine without native bfloat16, 'auto' is float32 and the ratios are about 1.
+Reads ``../shared/data/mnist.npz`` beside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from skae import AutoencoderTransformer
+from skae._data import native_bfloat16
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+PIXEL_MAX = 255
+
+
+def mse(model, X: np.ndarray) -> float:
+    return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--n-train", type=int, default=60000)
+    args = parser.parse_args()
+    with np.load(DATA) as data:
+        X_train = data["x_train"][: args.n_train].reshape(-1, 784) / np.float32(
+            PIXEL_MAX
+        )
+        X_test = data["x_test"].reshape(-1, 784) / np.float32(PIXEL_MAX)
+    pca = PCA(n_components=32).fit(X_train)
+    pca_error = mse(pca, X_test)
+    print(f"native bfloat16: {native_bfloat16(torch.device('cpu'))}")
+    print(f"PCA test MSE: {pca_error:.5f}")
+    seconds: dict[str, list[float]] = {"auto": [], "float32": []}
+    errors: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for precision in seconds:
+            model = AutoencoderTransformer(
+                n_components=32, random_state=0, precision=precision
+            )
+            start = time.perf_counter()
+            model.fit(X_train)
+            seconds[precision].append(time.perf_counter() - start)
+            errors[precision] = mse(model, X_test)
+            print(
+                f"precision={precision!r}: fit {seconds[precision][-1]:.1f} s, "
+                f"test MSE {errors[precision]:.5f} "
+                f"({errors[precision] / pca_error:.3f} x PCA), "
+                f"{model.n_iter_} epochs",
+                flush=True,
+            )
+    auto, float32 = (statistics.median(seconds[p]) for p in ("auto", "float32"))
+    print(
+        f"auto / float32: fit time {auto / float32:.2f}, "
+        f"test MSE {errors['auto'] / errors['float32']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
