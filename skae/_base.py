@@ -453,8 +453,15 @@ class BaseAutoencoder(
         folds = self._validation_folds(X.shape[0], rng, incremental)
         n_train = X.shape[0] if folds is None else min(len(f.train_rows) for f in folds)
         device = resolve_device(self.device)
+        precision = self.precision
+        if precision == "auto" and (
+            self.image_shape is not None or self.network is not None
+        ):
+            # Built-in dense networks only: bfloat16 convolutions of narrow
+            # images diverged on CPU, and a user's modules may not expect it.
+            precision = "float32"
         config = self._training_config(
-            n_train, scale, incremental, resolve_precision(self.precision, device)
+            n_train, scale, incremental, resolve_precision(precision, device)
         )
         if self.batch_norm and min(n_train, config.batch_size) < 2:
             raise ValueError(

@@ -95,7 +95,7 @@ def reconstruction_loss(
     """
     if isinstance(decoder, SigmoidDecoder):
         return decoder.binary_cross_entropy(codes, x)
-    return F.mse_loss(decoder(codes), x)
+    return F.mse_loss(decoder(codes).float(), x)
 
 
 class SigmoidDecoder(nn.Module):
@@ -200,7 +200,8 @@ class VariationalNet(AutoencoderNet):
         dimensions and divided by the number of features, so that it is on the
         per-entry scale of the reconstruction loss it is added to.
         """
-        posterior = self.encoder(corrupt(x, terms.noise, terms.noise_level))
+        # float32 for the exponentials, also under bfloat16 autocast.
+        posterior = self.encoder(corrupt(x, terms.noise, terms.noise_level)).float()
         mean, log_var = posterior.chunk(2, dim=1)
         codes = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
         kl = -0.5 * torch.sum(1 + log_var - mean**2 - log_var.exp(), dim=1).mean()
