@@ -238,9 +238,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         bfloat16 autocast (mixed precision, Lightning's "bf16-mixed"): matrix
         products in bfloat16, weights, optimiser state, losses, held-out
         errors and the PCA start in float32. 'auto' does so for the built-in
-        dense networks where the device has bfloat16 in hardware (CPUs with
-        AVX-512 BF16 or AMX, CUDA devices with bfloat16) and trains in float32
-        elsewhere, and for convolutional and custom networks; 'bfloat16' on other
+        dense networks whose training steps are large enough to gain where
+        the device has bfloat16 in hardware (CPUs with AVX-512 BF16 or AMX,
+        CUDA devices with bfloat16), and trains in float32 elsewhere, for
+        small steps, and for convolutional and custom networks; 'bfloat16' on other
         hardware warns, as it is emulated and slower. ``transform`` and the
         other inference methods always compute in float32. Set 'float32' for
         results that are the same on every machine (:ref:`scaling`).

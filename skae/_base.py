@@ -72,7 +72,12 @@ from skae._networks import (
 )
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
-from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
+from skae._threads import (
+    choose_threads,
+    global_rng_lock,
+    is_small_step,
+    torch_thread_budget,
+)
 from skae._training import (
     SOLVERS,
     TrainingConfig,
@@ -516,6 +521,21 @@ class BaseAutoencoder(
                 )
 
             def fit_code_size(n_components: int) -> FittedNetwork:
+                config, refit_config = plan.config, plan.refit_config
+                if (
+                    self.precision == "auto"
+                    and config.autocast is not None
+                    and not plan.continuing
+                ):
+                    probe = self._build_network(architecture, X.shape[1], n_components)
+                    if is_small_step(
+                        probe, X_network[:2].cpu(), config.batch_size, training=True
+                    ):
+                        # Small steps gain nothing from bfloat16 (casts cost as
+                        # much as they save) and small data keep float32's fit.
+                        config = dataclasses.replace(config, autocast=None)
+                        refit_config = dataclasses.replace(refit_config, autocast=None)
+
                 def build(rows: torch.Tensor | None) -> nn.Module:
                     if plan.continuing:
                         # Train a copy: a failure leaves the fitted network intact.
@@ -543,8 +563,8 @@ class BaseAutoencoder(
                     X_network,
                     plan.folds,
                     batch_loss=partial(_training_loss, terms=terms),
-                    config=plan.config,
-                    refit_config=plan.refit_config,
+                    config=config,
+                    refit_config=refit_config,
                     seed=plan.seed,
                     # Denoising and sparse codes ask for more than PCA's
                     # reconstruction: their start does not compete.

@@ -341,6 +341,24 @@ def _recent_choice(ceiling: int) -> int:
     return ceiling
 
 
+def is_small_step(
+    module: nn.Module,
+    rows: torch.Tensor,
+    rows_per_step: int,
+    *,
+    training: bool,
+    speedup: float = 1.0,
+) -> bool:
+    """Whether a step of ``rows_per_step`` rows is under :data:`SMALL_STEP`.
+
+    Counted in multiply-adds: the forward pass's, times
+    :data:`TRAINING_STEP_FACTOR` in training, over ``speedup``.
+    """
+    passes = TRAINING_STEP_FACTOR if training else 1
+    work = multiply_adds_per_row(module, rows) * rows_per_step * passes / speedup
+    return work < SMALL_STEP
+
+
 def choose_threads(
     module: nn.Module,
     rows: torch.Tensor,
@@ -365,9 +383,7 @@ def choose_threads(
         return ThreadChooser([min(_fixed_threads, ceiling)])
     if ceiling == 1 or rows.device.type != "cpu":
         return ThreadChooser([ceiling])
-    passes = TRAINING_STEP_FACTOR if training else 1
-    work = multiply_adds_per_row(module, rows) * rows_per_step * passes / speedup
-    if work < SMALL_STEP:
+    if is_small_step(module, rows, rows_per_step, training=training, speedup=speedup):
         return ThreadChooser([1])
     candidates = sorted({ceiling, *(2**i for i in range(ceiling.bit_length()))})
     candidates = [count for count in candidates if count <= ceiling]
