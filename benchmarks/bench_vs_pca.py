@@ -249,7 +249,8 @@ def main() -> None:
                 cases.append(compare(name, seed, [(X_train, X_test)], k, overrides))
     ratios = np.array([ratio for _, ratio, _ in cases])
     small = np.array([kind == "small" for kind, _, _ in cases])
-    beyond = [ratio for _, ratio, noise in cases if ratio - 1 > noise]
+    # float32 rounds a kept PCA start to within 1e-4 of PCA.
+    beyond = [ratio for _, ratio, noise in cases if ratio - 1 > max(noise, 1e-4)]
     print()
     print(f"geometric mean AE / PCA: {np.exp(np.mean(np.log(ratios))):.3f}")
     print(f"worst AE / PCA: {ratios.max():.3f}")

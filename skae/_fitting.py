@@ -24,7 +24,7 @@ from skae._training import Run, TrainingConfig, TrainingResult, make_optimizer, 
 # The trained network replaces the start only when its mean advantage on the
 # held-out rows exceeds this many standard errors of the paired per-row
 # differences (docs/pca_start.rst; measured by benchmarks/bench_vs_pca.py).
-NOISE_STANDARD_ERRORS = 2.0
+NOISE_STANDARD_ERRORS = 3.0
 
 
 @dataclass(frozen=True)
