@@ -128,7 +128,7 @@ def test_an_advantage_within_the_noise_keeps_the_start():
     rng = np.random.default_rng(0)
     start = torch.as_tensor(rng.exponential(size=40))
     noisy = start + torch.as_tensor(rng.normal(scale=0.5, size=40))
-    # On average a little better, but by far less than two standard errors.
+    # On average a little better, but by far less than three standard errors.
     trained = noisy - noisy.mean() + start.mean() - 0.01
     assert float(trained.mean()) < float(start.mean())
     assert not trained_beats_start(start, trained)
