@@ -67,9 +67,9 @@ from skae._networks import (
 )
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
+from skae._solvers import SOLVERS
 from skae._threads import choose_threads, global_rng_lock, torch_thread_budget
 from skae._training import (
-    SOLVERS,
     TrainingConfig,
     TrainingResult,
     optimizer_state_to_cpu,

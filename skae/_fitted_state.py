@@ -23,8 +23,8 @@ from sklearn.base import BaseEstimator
 from skae._autoencoder import AutoencoderTransformer
 from skae._base import BaseAutoencoder
 from skae._model_file import short_repr
-from skae._networks import all_finite
 from skae._outlier import AutoencoderOutlierDetector
+from skae._solvers import solver_state_problem
 
 # A rule returns what is wrong with an attribute's value, or None; it may read
 # the other attributes (``state``) and the estimator's parameters.
@@ -192,56 +192,8 @@ def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None
 
 
 def _optimizer_state(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    """Check the optimiser's settings, and moments shaped as the weights."""
-    parameters = list(state["_network"].parameters())
-    if not (isinstance(value, dict) and set(value) == {"state", "param_groups"}):
-        return "is not an optimiser state"
-    groups, moments = value["param_groups"], value["state"]
-    if not (
-        type(groups) is list
-        and all(
-            type(group) is dict and type(group.get("params")) is list
-            for group in groups
-        )
-        and type(moments) is dict
-    ):
-        return "is not an optimiser state"
-    indices = [index for group in groups for index in group["params"]]
-    if indices != list(range(len(parameters))):
-        return f"does not list the network's {len(parameters)} weight tensors"
-    settings = [
-        item for group in groups for key, item in group.items() if key != "params"
-    ]
-    for index, entry in moments.items():
-        if (
-            not (type(index) is int and 0 <= index < len(parameters))
-            or type(entry) is not dict
-        ):
-            return "is not an optimiser state"
-        for item in entry.values():
-            if isinstance(item, torch.Tensor):
-                if not (
-                    item.is_floating_point()
-                    and item.shape in (parameters[index].shape, torch.Size())
-                ):
-                    return f"holds moments that do not fit weight tensor {index}"
-                if not all_finite(item):
-                    return f"holds NaN or inf moments for weight tensor {index}"
-            else:
-                settings.append(item)
-    if not all(_is_setting(item) for item in settings):
-        return "holds a setting that is not a number, string or boolean"
-    return None
-
-
-def _is_setting(value: Any) -> bool:
-    if value is None or type(value) in (bool, int, str):
-        return True
-    if type(value) is float:
-        return not math.isnan(value)
-    return type(value) in (tuple, list) and all(
-        type(item) in (int, float) for item in value
-    )
+    """Check the solver's state against what the solver keeps for these weights."""
+    return solver_state_problem(value, list(state["_network"].parameters()))
 
 
 def _inner_estimator(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
