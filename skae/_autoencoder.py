@@ -431,7 +431,8 @@ class AutoencoderTransformer(BaseAutoencoder):
             encoder = nn.Sequential(encoder, activation())
         if architecture["loss"] == "binary_crossentropy":
             decoder = SigmoidDecoder(decoder, n_features)
-        network = AutoencoderNet(encoder, decoder)
+        # float32 whatever torch's default dtype: skae trains in float32.
+        network = AutoencoderNet(encoder, decoder).float()
         check_widths(network, n_features, n_components, n_components)
         return network
 

@@ -42,6 +42,7 @@ from skae._checks import FLOAT_DTYPES, positive_ints
 from skae._data import (
     INFERENCE_BATCH_SIZE,
     batch_bounds,
+    check_input_range,
     map_batches,
     resolve_device,
     standardization,
@@ -771,6 +772,7 @@ def _validate_training_data(
     there is one, replaces a later one.
     """
     X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
+    check_input_range(X)
     return np.require(X, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 

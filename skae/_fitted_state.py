@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._base import BaseAutoencoder
+from skae._data import MAX_ABS_INPUT, smallest_scale
 from skae._model_file import short_repr
 from skae._outlier import AutoencoderOutlierDetector
 from skae._solvers import solver_state_problem
@@ -106,7 +107,14 @@ def _offset(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
 
 
 def _scale(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    return None if _finite_float(value) and value > 0 else "is not a positive float"
+    if not (_finite_float(value) and value > 0):
+        return "is not a positive float"
+    # What standardisation gives: 1 for constant data, else a scale between
+    # float32's resolution at mean_ and the spread of data fit accepts.
+    low, high = smallest_scale(state["mean_"]), 2 * MAX_ABS_INPUT
+    if value != 1.0 and not low <= value <= high:
+        return f"is outside [{low:.3g}, {high:.3g}], the scales fit gives with mean_"
+    return None
 
 
 def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
@@ -116,7 +124,11 @@ def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
         and value.shape == (state["n_features_in_"],)
     ):
         return "is not a float64 array of shape (n_features_in_,)"
-    return None if np.isfinite(value).all() else "holds NaN or inf"
+    if not np.isfinite(value).all():
+        return "holds NaN or inf"
+    if np.abs(value).max(initial=0.0) > MAX_ABS_INPUT:
+        return f"holds means beyond {MAX_ABS_INPUT:.0e}, the largest data fit takes"
+    return None
 
 
 def _feature_names(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
@@ -135,8 +147,8 @@ def _finite_floats(value: Any) -> bool:
 
 
 def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    if not _finite_floats(value):
-        return "is not a list of finite floats"
+    if not _finite_floats(value) or min(value, default=0.0) < 0:
+        return "is not a list of finite losses, each >= 0"
     if len(value) != state["n_iter_"]:
         return f"has {len(value)} entries for n_iter_ = {state['n_iter_']} epochs"
     return None
@@ -145,8 +157,8 @@ def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None
 def _validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if value is None:
         return None
-    if not _finite_floats(value) or not value:
-        return "is neither None nor a list of finite floats"
+    if not _finite_floats(value) or not value or max(value) > 0:
+        return "is neither None nor a list of scores (finite, each <= 0)"
     if len(value) > state["n_iter_"]:
         return f"has {len(value)} entries for n_iter_ = {state['n_iter_']} epochs"
     return None
@@ -181,8 +193,8 @@ def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None
         return f"is not n_components = {n_components}, the network's at fit time"
     n_features = state["n_features_in_"]
     with torch.inference_mode():
-        codes = state["encoder_"](torch.zeros(2, n_features))
-        back = state["decoder_"](torch.zeros(2, value))
+        codes = state["encoder_"](torch.zeros(2, n_features, dtype=torch.float32))
+        back = state["decoder_"](torch.zeros(2, value, dtype=torch.float32))
     if codes.shape != (2, value) or back.shape != (2, n_features):
         return (
             f"but the encoder returns {codes.shape[-1]} columns and the decoder "

@@ -462,7 +462,7 @@ def check_widths(
         ):
             module = getattr(network, part)
             try:
-                width = module(torch.zeros(2, n_in)).shape[-1]
+                width = module(torch.zeros(2, n_in, dtype=torch.float32)).shape[-1]
             except RuntimeError as exc:
                 raise ValueError(
                     f"The network's {part} cannot take input of width {n_in}: {exc}"

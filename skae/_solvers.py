@@ -71,7 +71,7 @@ class _Reference(NamedTuple):
 
 @cache
 def _reference(solver: str) -> _Reference:
-    weight = torch.nn.Parameter(torch.zeros(2, 3))
+    weight = torch.nn.Parameter(torch.zeros(2, 3, dtype=torch.float32))
     optimizer = build_solver(solver, [weight], 1e-3, 0.0)
     weight.grad = torch.zeros_like(weight)
     optimizer.step()

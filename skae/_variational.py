@@ -368,7 +368,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         )
         if architecture["loss"] == "binary_crossentropy":
             decoder = SigmoidDecoder(decoder, n_features)
-        network = VariationalNet(encoder, decoder, n_components)
+        # float32 whatever torch's default dtype: skae trains in float32.
+        network = VariationalNet(encoder, decoder, n_components).float()
         check_widths(network, n_features, 2 * n_components, n_components)
         return network
 

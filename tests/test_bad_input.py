@@ -641,6 +641,20 @@ def test_rounding_noise_of_a_constant_column_is_no_variation(cls):
     assert np.isfinite(model.transform(X)).all()
 
 
+@pytest.mark.parametrize(
+    "column",
+    [np.full(20, 1e300), np.linspace(1e306, 1.7e307, 20)],
+    ids=["constant-1e300", "near-1e307"],
+)
+def test_extreme_columns_are_refused_before_pca_sees_them(column):
+    """No LinAlgError or SciPy message: the cause, named, before any training."""
+    X = np.c_[data(), column]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a NumPy overflow warning
+        with pytest.raises(ValueError, match=r"as large as .* Rescale X first"):
+            make_model(init="pca").fit(X)
+
+
 def test_huge_input_to_a_normal_model_stays_finite_in_float64(fitted_models):
     model, _ = fitted_copy(fitted_models)
     X = data() * 1e30
@@ -652,20 +666,18 @@ def test_huge_input_to_a_normal_model_stays_finite_in_float64(fitted_models):
 
 @pytest.mark.parametrize(
     ("method", "magnitude"),
-    [("fit", 1e39), ("fit", 1e300), ("partial_fit", 1e39)],
+    [("fit", 1e39), ("fit", 1e150), ("fit", 1e300), ("partial_fit", 1e39)],
     ids=str,
 )
 def test_magnitudes_beyond_float32_cannot_be_trained_on(
     method, magnitude, fitted_models
 ):
-    """The network trains in float32: a clear error, and the model unchanged."""
+    """The network trains in float32: refused up front, the model unchanged."""
     model, expected = fitted_copy(fitted_models)
     before = snapshot(model)
     X = data() * magnitude
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's variance overflows
-        with pytest.raises(ValueError, match=r"Training diverged.*extreme values"):
-            getattr(model, method)(X)
+    with pytest.raises(ValueError, match=r"X holds values as large as .* float32"):
+        getattr(model, method)(X)
     assert_unchanged(model, before)
     assert_same_outputs(model, expected, False)
 

@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
-from skae._persistence import _digest
+from skae._persistence import _checksum
 from tests.helpers import fit_quietly
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -64,8 +64,8 @@ def read_model(path):
 
 def write_model(path, document, tensors):
     """Write a model file with a valid checksum, as an attacker can."""
-    document["sha256"] = _digest(tensors)
-    metadata = {"skae.format": "1", "skae.model": json.dumps(document)}
+    metadata = {"skae.format": "2", "skae.model": json.dumps(document)}
+    metadata["skae.sha256"] = _checksum(metadata, tensors)
     save_file(tensors, path, metadata=metadata)
 
 
@@ -346,7 +346,7 @@ EDITED_STATE = {
     ),
     "loss-curve-of-strings": (
         set_attribute("loss_curve_", ["a", "b", "c"]),
-        "not a list of finite floats",
+        "is not a list of finite losses",
     ),
     "best-loss-off-curve": (set_attribute("best_loss_", -1.0), "best_loss_ = -1.0"),
     "validation-scores-without-split": (
@@ -356,6 +356,31 @@ EDITED_STATE = {
     "negative-scale": (
         set_attribute("scale_", -1.0),
         "scale_ = -1.0 is not a positive",
+    ),
+    "scale-below-float32": (
+        set_attribute("scale_", 1e-320),
+        r"scale_ = 1e-320 is outside \[8.14e-08, 2e\+36\], the scales fit gives",
+    ),
+    "scale-of-1e300": (set_attribute("scale_", 1e300), "scale_ = 1e\\+300 is outside"),
+    "scale-below-the-resolution-at-the-mean": (
+        lambda document, tensors: tensors[
+            document["attributes"]["mean_"]["__ndarray__"]
+        ].fill_(1e20),
+        "scale_ = .* is outside",
+    ),
+    "mean-of-1e300": (
+        lambda document, tensors: tensors[
+            document["attributes"]["mean_"]["__ndarray__"]
+        ].fill_(1e300),
+        "holds means beyond 1e\\+36",
+    ),
+    "negative-loss": (
+        set_attribute("loss_curve_", [1.0, -1.0, 0.5]),
+        "is not a list of finite losses",
+    ),
+    "positive-validation-score": (
+        set_attribute("validation_scores_", [0.5]),
+        "neither None nor a list of scores",
     ),
     "mean-of-nan": (
         lambda document, tensors: tensors[
@@ -672,7 +697,7 @@ def test_memory_error_becomes_a_value_error(saved, monkeypatch):
     def exhausted(*args):
         raise MemoryError
 
-    monkeypatch.setattr("skae._persistence._digest", exhausted)
+    monkeypatch.setattr("skae._persistence._checksum", exhausted)
     with pytest.raises(ValueError, match="more memory than this machine can allocate"):
         load(saved)
 
