@@ -75,7 +75,11 @@ MAX_MESSAGE = 1000
 # Memory a child may take beyond what the process has mapped when it forks.
 CHILD_MEMORY = 1 << 30
 TIMEOUT_SECONDS = 60.0
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+_ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
 
 
 # -- genuine files ------------------------------------------------------------------
@@ -97,12 +101,19 @@ def genuine_estimators():
             n_components=2, init="random", batch_norm=True, dropout=0.1, **small
         ),
         "convolutional-sgd": ae(
-            n_components=2, image_shape=(1, 2, 3), conv_channels=(2,), solver="sgd",
+            n_components=2,
+            image_shape=(1, 2, 3),
+            conv_channels=(2,),
+            solver="sgd",
             **small,
         ),
         "cross-entropy-validation": ae(
-            n_components=3, loss="binary_crossentropy", code_activation="tanh",
-            early_stopping=True, solver="adamw", **small,
+            n_components=3,
+            loss="binary_crossentropy",
+            code_activation="tanh",
+            early_stopping=True,
+            solver="adamw",
+            **small,
         ),
         "denoising-sparse": ae(
             n_components=2, noise="gaussian", noise_level=0.1, sparsity=0.1, **small
@@ -136,22 +147,91 @@ def genuine_files(folder):
 # -- mutations ----------------------------------------------------------------------
 
 INTERESTING = [
-    0, 1, -1, 2, 3, 255, 2**31, -(2**31), 2**53 + 1, 2**63, 2**64, 10**30, -(10**30),
-    10**400, 0.0, -0.0, 0.5, 1e-320, 1e-45, 1e38, 1e300, -1e300, 1e308,
-    math.nan, math.inf, -math.inf, "", "x", "x" * 300, "tensor.0", "tensor.999",
-    "cpu", "meta", "cuda:99", "__tuple__", "<f8", "|O", "<U99999999", "F32",
-    None, True, False, [], {}, [1, 2], [[]], [0] * 64,
-    {"__tuple__": []}, {"__tuple__": [1, 2]}, {"__ndarray__": "tensor.0"},
-    {"__tensor__": "tensor.1"}, {"__scalar__": ["<f8", 1e300]},
-    {"__scalar__": ["<i8", 2**63]}, {"__strings__": ["<U3", [1], ["abc"]]},
-    {"__dict__": [[1, 2]]}, {"__dict__": [[[1], 2]]}, {"__device__": "cpu"},
+    0,
+    1,
+    -1,
+    2,
+    3,
+    255,
+    2**31,
+    -(2**31),
+    2**53 + 1,
+    2**63,
+    2**64,
+    10**30,
+    -(10**30),
+    10**400,
+    0.0,
+    -0.0,
+    0.5,
+    1e-320,
+    1e-45,
+    1e38,
+    1e300,
+    -1e300,
+    1e308,
+    math.nan,
+    math.inf,
+    -math.inf,
+    "",
+    "x",
+    "x" * 300,
+    "tensor.0",
+    "tensor.999",
+    "cpu",
+    "meta",
+    "cuda:99",
+    "__tuple__",
+    "<f8",
+    "|O",
+    "<U99999999",
+    "F32",
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1, 2],
+    [[]],
+    [0] * 64,
+    {"__tuple__": []},
+    {"__tuple__": [1, 2]},
+    {"__ndarray__": "tensor.0"},
+    {"__tensor__": "tensor.1"},
+    {"__scalar__": ["<f8", 1e300]},
+    {"__scalar__": ["<i8", 2**63]},
+    {"__strings__": ["<U3", [1], ["abc"]]},
+    {"__dict__": [[1, 2]]},
+    {"__dict__": [[[1], 2]]},
+    {"__device__": "cpu"},
     {"__estimator__": {"class": "AutoencoderTransformer", "params": {}}},
     {"__random_state__": ["MT19937", [0] * 624, 624, 0, 0.0]},
 ]
-_DTYPES = [torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-           torch.uint8, torch.bool]
-_HEADER_DTYPES = ["F64", "F16", "BF16", "I64", "I32", "U8", "BOOL", "F8_E4M3",
-                  ["F32"], {"F32": 1}, 7, None, "f32", ""]
+_DTYPES = [
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.uint8,
+    torch.bool,
+]
+_HEADER_DTYPES = [
+    "F64",
+    "F16",
+    "BF16",
+    "I64",
+    "I32",
+    "U8",
+    "BOOL",
+    "F8_E4M3",
+    ["F32"],
+    {"F32": 1},
+    7,
+    None,
+    "f32",
+    "",
+]
 
 
 def mutate(content, rng):
@@ -325,14 +405,22 @@ def _nearby(value, rng):
     if type(value) is int:
         return rng.choice([value + 1, value - 1, -value, value * 1000, float(value)])
     if type(value) is float:
-        return rng.choice([value * 1.0000001, -value, value * 1e30, value / 1e30,
-                           int(value) if math.isfinite(value) else 0, value + 1])
+        return rng.choice(
+            [
+                value * 1.0000001,
+                -value,
+                value * 1e30,
+                value / 1e30,
+                int(value) if math.isfinite(value) else 0,
+                value + 1,
+            ]
+        )
     if type(value) is str:
         return rng.choice([value[:-1], value + "x", value.upper(), value * 2])
     if type(value) is list:
         return value[:-1] if value and rng.random() < 0.5 else [*value, *value[:1]]
     if type(value) is dict and len(value) == 1:  # a tagged value, with another tag
-        ((tag, content),) = value.items()
+        ((_, content),) = value.items()
         tags = ["__tuple__", "__dict__", "__ndarray__", "__tensor__", "__strings__"]
         return {rng.choice(tags): content}
     return None
@@ -355,8 +443,19 @@ def _mutate_tensors(content, rng):
         if tensor.dtype == torch.bool:
             flat[index] = not bool(flat[index])
         elif tensor.is_floating_point():
-            flat[index] = rng.choice([math.nan, math.inf, -math.inf, -1.0, 1e38,
-                                      -1e38, 0.0, 1e-45, float(flat[index]) * -1])
+            flat[index] = rng.choice(
+                [
+                    math.nan,
+                    math.inf,
+                    -math.inf,
+                    -1.0,
+                    1e38,
+                    -1e38,
+                    0.0,
+                    1e-45,
+                    float(flat[index]) * -1,
+                ]
+            )
         else:
             flat[index] = rng.choice([-1, 0, 2**31 - 1, -(2**31), 10**6])
     elif choice == 3:
@@ -411,7 +510,9 @@ def exercise(path):
     try:
         model = skae.load(path)
     except Exception as exc:
-        return ("refused", "") if clean(exc) else ("raw exception", _describe(exc, "load"))
+        if clean(exc):
+            return "refused", ""
+        return "raw exception", _describe(exc, "load")
     n_features = getattr(model, "n_features_in_", 6)
     X = np.random.RandomState(0).uniform(size=(12, n_features))
     inner = getattr(model, "estimator_", model)
@@ -455,13 +556,17 @@ def run_isolated(path, timeout=TIMEOUT_SECONDS):
         status = 0
         try:
             os.close(read_end)
+            # A mutated verbose setting prints; the report must stay clean.
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             result = exercise(path)
-        except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
+        except BaseException as exc:  # reported, then the child exits
             result = ("raw exception", f"outside a step: {exc!r}"[:400])
         try:
             os.write(write_end, json.dumps(result).encode())
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             status = 1
         os._exit(status)
     os.close(write_end)
@@ -506,11 +611,19 @@ def campaign(n_cases, seed, keep=None, log=None):
             counts[outcome] += 1
             by_kind[kind, outcome] += 1
             if outcome in BAD:
-                bad.append({"case": case, "file": name, "kind": kind,
-                            "outcome": outcome, "detail": detail})
+                bad.append(
+                    {
+                        "case": case,
+                        "file": name,
+                        "kind": kind,
+                        "outcome": outcome,
+                        "detail": detail,
+                    }
+                )
                 if keep is not None:
-                    Path(keep).mkdir(parents=True, exist_ok=True)
-                    (Path(keep) / f"case-{case}-{name}.safetensors").write_bytes(content)
+                    kept = Path(keep) / f"case-{case}-{name}.safetensors"
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    kept.write_bytes(content)
             if log is not None and (case + 1) % 500 == 0:
                 print(f"{case + 1} cases: {dict(counts)}", file=log, flush=True)
     return {
@@ -531,9 +644,20 @@ def run_campaign_process(n_cases, seed, timeout):
 
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "-m", "tests.fuzzing", "--cases", str(n_cases),
-         "--seed", str(seed), "--json"],
-        capture_output=True, text=True, timeout=timeout, cwd=root,
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzzing",
+            "--cases",
+            str(n_cases),
+            "--seed",
+            str(seed),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=root,
         env={**os.environ, **_ONE_THREAD, "PYTHONPATH": str(root)},
         check=False,
     )
@@ -543,16 +667,22 @@ def run_campaign_process(n_cases, seed, timeout):
 
 
 def _format(report, seconds):
-    lines = [f"{report['cases']} mutated files (seed {report['seed']}) in "
-             f"{seconds:.0f} s:"]
+    lines = [
+        f"{report['cases']} mutated files (seed {report['seed']}) in {seconds:.0f} s:"
+    ]
     for outcome, count in report["counts"].items():
         lines.append(f"  {outcome:<26} {count:>6}")
-    lines.append("by mutation: " + "; ".join(
-        f"{kind} " + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
-        for kind, outcomes in report["by_kind"].items()
-    ))
-    lines += [f"  case {b['case']} ({b['file']}, {b['kind']}): {b['outcome']}: "
-              f"{b['detail']}" for b in report["bad"]]
+    lines.append(
+        "by mutation: "
+        + "; ".join(
+            f"{kind} " + ", ".join(f"{n} {o}" for o, n in outcomes.items() if n)
+            for kind, outcomes in report["by_kind"].items()
+        )
+    )
+    lines += [
+        f"  case {b['case']} ({b['file']}, {b['kind']}): {b['outcome']}: {b['detail']}"
+        for b in report["bad"]
+    ]
     return "\n".join(lines)
 
 
@@ -569,8 +699,9 @@ def main(argv=None):
         os.execv(sys.executable, [sys.executable, "-m", "tests.fuzzing", *sys.argv[1:]])
     torch.set_num_threads(1)
     started = time.monotonic()
-    report = campaign(args.cases, args.seed, keep=args.keep,
-                      log=None if args.json else sys.stderr)
+    report = campaign(
+        args.cases, args.seed, keep=args.keep, log=None if args.json else sys.stderr
+    )
     if args.json:
         print(json.dumps(report))
     else:

@@ -863,6 +863,32 @@ def test_invalid_parameter_names_itself(cls, name, value, method, fitted_by_clas
     )
 
 
+@pytest.mark.parametrize(
+    ("cls", "name", "value"),
+    [
+        (VariationalAutoencoder, "kl_weight", 10**30),
+        (AutoencoderTransformer, "sparsity", 10**30),
+        (AutoencoderTransformer, "noise_level", 1e30),
+        (AutoencoderTransformer, "tol", 10**400),
+        (AutoencoderTransformer, "learning_rate_init", 10**400),
+        (AutoencoderTransformer, "alpha", 10**400),
+        (AutoencoderTransformer, "batch_size", 10**400),
+        (AutoencoderTransformer, "max_iter", 10**400),
+        (AutoencoderTransformer, "n_iter_no_change", 2**63),
+    ],
+    ids=str,
+)
+def test_numbers_no_float_or_int64_holds_are_refused_by_validation(cls, name, value):
+    """Not an OverflowError later: each bound is in the parameter's message."""
+    match = rf"The '{name}' parameter of {cls.__name__} must be .* in the range"
+    with pytest.raises(InvalidParameterError, match=match):
+        cls(
+            **{name: value, "noise": "gaussian"}
+            if name == "noise_level"
+            else {name: value}
+        ).fit(data())
+
+
 def fixed_width_network(n_features, n_outputs):
     return nn.Linear(n_features, 3), nn.Linear(N_COMPONENTS, n_features)
 
