@@ -12,7 +12,7 @@ import torch
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from torch import nn
 
-from skae._base import SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
+from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
 from skae._networks import (
     ACTIVATIONS,
     AutoencoderNet,
@@ -217,9 +217,16 @@ class AutoencoderTransformer(BaseAutoencoder):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout, the noise of
         denoising, the codes a variational autoencoder draws in training and
-        the validation split. Pass an int for results that are identical, bit
-        for bit, from one call to the next on CPU. Fitting never changes
-        torch's global random state.
+        the validation split. Fitting never changes torch's global random
+        state. With an int, results on CPU are identical, bit for bit, from
+        one call to the next whenever torch runs on the same numbers of
+        threads: always inside :func:`fixed_threads`, and always for networks
+        whose training and inference steps are small enough to run on one
+        thread by rule. For larger steps skae chooses thread counts by
+        timing, and results then agree only to rounding (about 1e-7 relative
+        per step, which training can amplify) unless the same counts were
+        chosen; pin them with :func:`fixed_threads` where bit-identical
+        results matter (see :ref:`threads`).
 
     verbose : bool, default=False
         Print the training (and validation) loss after each epoch.
@@ -359,7 +366,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         ],
         "init": [StrOptions({"pca", "random"})],
         "code_activation": [StrOptions(set(ACTIVATIONS))],
-        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "sparsity": [Interval(Real, 0, MAX_WEIGHT, closed="both")],
     }
 
     def __init__(
@@ -460,7 +467,8 @@ class AutoencoderTransformer(BaseAutoencoder):
             encoder = nn.Sequential(encoder, activation())
         if architecture["loss"] == "binary_crossentropy":
             decoder = SigmoidDecoder(decoder, n_features)
-        network = AutoencoderNet(encoder, decoder)
+        # float32 whatever torch's default dtype: skae trains in float32.
+        network = AutoencoderNet(encoder, decoder).float()
         check_widths(network, n_features, n_components, n_components)
         return network
 

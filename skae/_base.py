@@ -45,6 +45,7 @@ from skae._data import (
     INFERENCE_BATCH_SIZE,
     PRECISIONS,
     batch_bounds,
+    check_input_range,
     map_batches,
     resolve_device,
     resolve_precision,
@@ -72,6 +73,8 @@ from skae._networks import (
 )
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
+from skae._sizes import check_network_size
+from skae._solvers import SOLVERS
 from skae._threads import (
     choose_threads,
     global_rng_lock,
@@ -79,7 +82,6 @@ from skae._threads import (
     torch_thread_budget,
 )
 from skae._training import (
-    SOLVERS,
     TrainingConfig,
     optimizer_state_to_cpu,
     reconstruction_error,
@@ -119,28 +121,35 @@ ARCHITECTURE_PARAMS = (
     "network",
 )
 
+# Bounds of numeric parameters, so that each converts to a float or an int:
+# a loss weight or noise level (in units of the data's scale) beyond
+# MAX_WEIGHT drowns the reconstruction, and a rate or tol beyond float64 is no
+# number at all.
+MAX_WEIGHT = 1e6
+MAX_COUNT = 2**31 - 1
+MAX_FLOAT = float(np.finfo(np.float64).max)
 # Constraints of the parameters every variant has.
 SHARED_CONSTRAINTS: dict[str, list[Any]] = {
     "hidden_layer_sizes": ["array-like"],
     "activation": [StrOptions(set(ACTIVATIONS))],
     "loss": [StrOptions(set(LOSSES))],
     "solver": [StrOptions(set(SOLVERS))],
-    "alpha": [Interval(Real, 0, None, closed="left")],
+    "alpha": [Interval(Real, 0, MAX_FLOAT, closed="both")],
     "batch_size": [
         StrOptions({"auto"}),
-        Interval(Integral, 1, None, closed="left"),
+        Interval(Integral, 1, MAX_COUNT, closed="both"),
     ],
     "learning_rate": [StrOptions({"cosine", "constant"})],
-    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-    "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-    "tol": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, MAX_FLOAT, closed="right")],
+    "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, MAX_COUNT, closed="both")],
+    "tol": [StrOptions({"auto"}), Interval(Real, 0, MAX_FLOAT, closed="both")],
     "early_stopping": [StrOptions({"auto"}), "boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, MAX_COUNT, closed="both")],
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "batch_norm": ["boolean"],
     "noise": [StrOptions(set(NOISES)), None],
-    "noise_level": [Interval(Real, 0, None, closed="left")],
+    "noise_level": [Interval(Real, 0, MAX_WEIGHT, closed="both")],
     "image_shape": ["array-like", None],
     "conv_channels": ["array-like"],
     "network": [callable, None],
@@ -241,9 +250,9 @@ class BaseAutoencoder(
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "encoder_")
-        with unchanged_on_failure(self):
-            X = _validate_training_data(self, X, reset=not continuing)
-            self._train(X, continuing=continuing, incremental=False)
+        with transaction(self) as stand_in:
+            X = _validate_training_data(stand_in, X, reset=not continuing)
+            stand_in._train(X, continuing=continuing, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -274,9 +283,9 @@ class BaseAutoencoder(
             # _fit_context validates only a first partial_fit; set_params may
             # have changed a parameter since.
             self._validate_params()
-        with unchanged_on_failure(self):
-            X = _validate_training_data(self, X, reset=not continuing)
-            self._train(X, continuing=continuing, incremental=True)
+        with transaction(self) as stand_in:
+            X = _validate_training_data(stand_in, X, reset=not continuing)
+            stand_in._train(X, continuing=continuing, incremental=True)
         return self
 
     def transform(self, X: npt.ArrayLike) -> np.ndarray:
@@ -438,6 +447,17 @@ class BaseAutoencoder(
 
     def _train(self, X: np.ndarray, *, continuing: bool, incremental: bool) -> None:
         """Train on validated X and, only when that succeeds, set fitted attributes."""
+        if not continuing:
+            batch_size = (
+                AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+            )
+            check_network_size(
+                self._build_network,
+                self._architecture_params(),
+                *X.shape,
+                batch_size,
+                resolve_device(self.device),
+            )
         plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
         n_components, network, result = self._run_fit(plan)
         self._record_fit(plan, n_components, network, result)
@@ -854,23 +874,27 @@ def _validate_training_data(
     there is one, replaces a later one.
     """
     X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
+    check_input_range(X)
     return np.require(X, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
 @contextmanager
-def unchanged_on_failure(estimator: BaseEstimator) -> Iterator[None]:
-    """Restore every attribute of ``estimator`` if the block raises.
+def transaction(estimator: BaseEstimator) -> Iterator[Any]:
+    """Yield a stand-in to fit; if the block succeeds, make it the estimator.
 
-    A failed fit or partial_fit then leaves a fitted model as it was, even
-    its feature names, which ``validate_data`` resets before checking values.
+    The stand-in starts with every attribute of ``estimator``; its
+    attributes replace the estimator's in one step when the block ends, and
+    are dropped if it raises. A failed fit or partial_fit then leaves a fitted
+    model as it was, even its feature names, which ``validate_data`` resets
+    before checking values; and a ``transform`` in another thread meanwhile
+    sees the old model or the new one, never the new ``n_features_in_`` with
+    the old network.
     """
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
+    stand_in = object.__new__(type(estimator))
+    stand_in.__dict__.update(vars(estimator))
+    yield stand_in
+    # One assignment: no moment where the estimator holds half of each.
+    estimator.__dict__ = stand_in.__dict__
 
 
 def build_layers(

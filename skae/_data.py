@@ -25,6 +25,40 @@ INFERENCE_BATCH_SIZE = 1024
 SCALE_ROWS = 8192
 
 
+# The largest magnitude fit takes in X. Networks compute in float32, which
+# holds up to 3.4e38; this leaves room for the standardisation's reciprocal to
+# stay a normal float32 and for sums over a layer.
+MAX_ABS_INPUT = 1e36
+
+
+def check_input_range(X: np.ndarray) -> None:
+    """Refuse training data beyond :data:`MAX_ABS_INPUT` in magnitude."""
+    # Two passes without a temporary, where abs(X) would copy X.
+    largest = max(-float(np.min(X)), float(np.max(X))) if X.size else 0.0
+    if largest > MAX_ABS_INPUT:
+        raise ValueError(
+            f"X holds values as large as {largest:.3g} in magnitude, beyond the "
+            f"{MAX_ABS_INPUT:.0e} skae trains on: its networks compute in float32, "
+            "whose largest number is 3.4e+38. Rescale X first, for instance "
+            "divide it by a power of ten or put a StandardScaler before the "
+            "autoencoder in a Pipeline."
+        )
+
+
+def smallest_scale(mean: np.ndarray) -> float:
+    """Return the smallest common scale standardisation uses with this mean.
+
+    Zero, too small for the float32 network to divide by, or below float32's
+    resolution at the data's magnitude (float64 rounding noise): below it,
+    the data count as constant, and the scale as 1.
+    """
+    float32 = np.finfo(np.float32)
+    return max(
+        float(float32.tiny),
+        float(float32.eps) * float(np.max(np.abs(mean), initial=0.0)),
+    )
+
+
 def standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
     """Per-feature mean and one common scale (root mean square after centring).
 
@@ -34,12 +68,7 @@ def standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
     mean = X.mean(axis=0, dtype=np.float64)
     rows = X[:: max(1, X.shape[0] // SCALE_ROWS)]
     scale = float(np.sqrt(np.mean(rows.var(axis=0, dtype=np.float64))))
-    # Zero, too small for the float32 network to divide by, or below float32's
-    # resolution at the data's magnitude (float64 rounding noise): constant data.
-    float32 = np.finfo(np.float32)
-    if not np.isfinite(scale) or scale < max(
-        float32.tiny, float32.eps * float(np.max(np.abs(mean), initial=0.0))
-    ):
+    if not np.isfinite(scale) or scale < smallest_scale(mean):
         scale = 1.0
     return mean, scale
 

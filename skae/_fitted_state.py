@@ -22,9 +22,10 @@ from sklearn.base import BaseEstimator
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._base import BaseAutoencoder
+from skae._data import MAX_ABS_INPUT, smallest_scale
 from skae._model_file import short_repr
-from skae._networks import all_finite
 from skae._outlier import AutoencoderOutlierDetector
+from skae._solvers import solver_state_problem
 
 # A rule returns what is wrong with an attribute's value, or None; it may read
 # the other attributes (``state``) and the estimator's parameters.
@@ -106,7 +107,14 @@ def _offset(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
 
 
 def _scale(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    return None if _finite_float(value) and value > 0 else "is not a positive float"
+    if not (_finite_float(value) and value > 0):
+        return "is not a positive float"
+    # What standardisation gives: 1 for constant data, else a scale between
+    # float32's resolution at mean_ and the spread of data fit accepts.
+    low, high = smallest_scale(state["mean_"]), 2 * MAX_ABS_INPUT
+    if value != 1.0 and not low <= value <= high:
+        return f"is outside [{low:.3g}, {high:.3g}], the scales fit gives with mean_"
+    return None
 
 
 def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
@@ -116,7 +124,11 @@ def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
         and value.shape == (state["n_features_in_"],)
     ):
         return "is not a float64 array of shape (n_features_in_,)"
-    return None if np.isfinite(value).all() else "holds NaN or inf"
+    if not np.isfinite(value).all():
+        return "holds NaN or inf"
+    if np.abs(value).max(initial=0.0) > MAX_ABS_INPUT:
+        return f"holds means beyond {MAX_ABS_INPUT:.0e}, the largest data fit takes"
+    return None
 
 
 def _feature_names(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
@@ -135,8 +147,8 @@ def _finite_floats(value: Any) -> bool:
 
 
 def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    if not _finite_floats(value):
-        return "is not a list of finite floats"
+    if not _finite_floats(value) or min(value, default=0.0) < 0:
+        return "is not a list of finite losses, each >= 0"
     if len(value) != state["n_iter_"]:
         return f"has {len(value)} entries for n_iter_ = {state['n_iter_']} epochs"
     return None
@@ -145,8 +157,8 @@ def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None
 def _validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if value is None:
         return None
-    if not _finite_floats(value) or not value:
-        return "is neither None nor a list of finite floats"
+    if not _finite_floats(value) or not value or max(value) > 0:
+        return "is neither None nor a list of scores (finite, each <= 0)"
     if len(value) > state["n_iter_"]:
         return f"has {len(value)} entries for n_iter_ = {state['n_iter_']} epochs"
     return None
@@ -181,8 +193,8 @@ def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None
         return f"is not n_components = {n_components}, the network's at fit time"
     n_features = state["n_features_in_"]
     with torch.inference_mode():
-        codes = state["encoder_"](torch.zeros(2, n_features))
-        back = state["decoder_"](torch.zeros(2, value))
+        codes = state["encoder_"](torch.zeros(2, n_features, dtype=torch.float32))
+        back = state["decoder_"](torch.zeros(2, value, dtype=torch.float32))
     if codes.shape != (2, value) or back.shape != (2, n_features):
         return (
             f"but the encoder returns {codes.shape[-1]} columns and the decoder "
@@ -192,56 +204,8 @@ def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None
 
 
 def _optimizer_state(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    """Check the optimiser's settings, and moments shaped as the weights."""
-    parameters = list(state["_network"].parameters())
-    if not (isinstance(value, dict) and set(value) == {"state", "param_groups"}):
-        return "is not an optimiser state"
-    groups, moments = value["param_groups"], value["state"]
-    if not (
-        type(groups) is list
-        and all(
-            type(group) is dict and type(group.get("params")) is list
-            for group in groups
-        )
-        and type(moments) is dict
-    ):
-        return "is not an optimiser state"
-    indices = [index for group in groups for index in group["params"]]
-    if indices != list(range(len(parameters))):
-        return f"does not list the network's {len(parameters)} weight tensors"
-    settings = [
-        item for group in groups for key, item in group.items() if key != "params"
-    ]
-    for index, entry in moments.items():
-        if (
-            not (type(index) is int and 0 <= index < len(parameters))
-            or type(entry) is not dict
-        ):
-            return "is not an optimiser state"
-        for item in entry.values():
-            if isinstance(item, torch.Tensor):
-                if not (
-                    item.is_floating_point()
-                    and item.shape in (parameters[index].shape, torch.Size())
-                ):
-                    return f"holds moments that do not fit weight tensor {index}"
-                if not all_finite(item):
-                    return f"holds NaN or inf moments for weight tensor {index}"
-            else:
-                settings.append(item)
-    if not all(_is_setting(item) for item in settings):
-        return "holds a setting that is not a number, string or boolean"
-    return None
-
-
-def _is_setting(value: Any) -> bool:
-    if value is None or type(value) in (bool, int, str):
-        return True
-    if type(value) is float:
-        return not math.isnan(value)
-    return type(value) in (tuple, list) and all(
-        type(item) in (int, float) for item in value
-    )
+    """Check the solver's state against what the solver keeps for these weights."""
+    return solver_state_problem(value, list(state["_network"].parameters()))
 
 
 def _inner_estimator(value: Any, state: dict[str, Any], estimator: Any) -> str | None:

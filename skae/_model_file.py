@@ -144,13 +144,14 @@ def read_tensors(
     for name, _, _, begin, end in layout:
         if begin != position:
             raise ModelFileError(
-                f"tensor {short_repr(name)} starts at byte {begin} of the data, "
+                f"tensor {short_repr(name)} starts at byte {count(begin)} of the data, "
                 f"expected {position}"
             )
         position = end
     if data_start + position != size:
         raise ModelFileError(
-            f"its tensors need {position} bytes, the file holds {size - data_start} "
+            f"its tensors need {count(position)} bytes, the file holds "
+            f"{size - data_start} "
             "after its header"
         )
     tensors = {}
@@ -181,8 +182,8 @@ def _tensor_entry(
     n_bytes = math.prod(shape) * dtype.itemsize
     if end - begin != n_bytes:
         raise ModelFileError(
-            f"tensor {short_repr(name)} of shape {short_repr(shape)} needs {n_bytes} "
-            f"bytes, its byte range holds {end - begin}"
+            f"tensor {short_repr(name)} of shape {short_repr(shape)} needs "
+            f"{count(n_bytes)} bytes, its byte range holds {count(end - begin)}"
         )
     return name, dtype, shape, begin, end
 
@@ -210,6 +211,14 @@ def _read_tensor(
     if dtype == torch.bool and int(tensor.view(torch.uint8).max()) > 1:
         raise ModelFileError(f"tensor {short_repr(name)} holds invalid booleans")
     return tensor
+
+
+def count(number: int) -> str:
+    """Write an int of any size in at most about 20 characters."""
+    if abs(number) < 10**15:
+        return str(number)
+    # Digits from the bit length: str() of a 5,000-digit int raises.
+    return f"about 1e{int(abs(number).bit_length() * math.log10(2))}"
 
 
 def short_repr(value: Any) -> str:

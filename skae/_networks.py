@@ -463,7 +463,7 @@ def check_widths(
         ):
             module = getattr(network, part)
             try:
-                width = module(torch.zeros(2, n_in)).shape[-1]
+                width = module(torch.zeros(2, n_in, dtype=torch.float32)).shape[-1]
             except RuntimeError as exc:
                 raise ValueError(
                     f"The network's {part} cannot take input of width {n_in}: {exc}"
@@ -501,6 +501,19 @@ def load_weights(network: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     network.load_state_dict(weights, strict=True, assign=True)
     if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
         raise ValueError("the network it describes has tensors the file lacks")
+    for name, module in network.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            _check_running_statistics(name, module)
+
+
+def _check_running_statistics(name: str, norm: nn.modules.batchnorm._BatchNorm) -> None:
+    """Refuse batch statistics that training cannot produce (a negative variance)."""
+    if norm.running_var is not None and bool((norm.running_var < 0).any()):
+        raise ValueError(f"its weight '{name}.running_var' holds a negative variance")
+    if norm.num_batches_tracked is not None and int(norm.num_batches_tracked) < 0:
+        raise ValueError(
+            f"its weight '{name}.num_batches_tracked' counts fewer than 0 batches"
+        )
 
 
 def all_finite(tensor: torch.Tensor) -> bool:

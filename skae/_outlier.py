@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._base import FittedState, fitted_attributes, unchanged_on_failure
+from skae._base import FittedState, fitted_attributes, transaction
 from skae._checks import FLOAT_DTYPES
 
 
@@ -122,16 +122,16 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         self : AutoencoderOutlierDetector
             The fitted detector.
         """
-        with unchanged_on_failure(self):
-            X = validate_data(self, X, dtype=FLOAT_DTYPES)
+        with transaction(self) as stand_in:
+            X = validate_data(stand_in, X, dtype=FLOAT_DTYPES)
             estimator = clone(
                 AutoencoderTransformer() if self.estimator is None else self.estimator
             )
             estimator.fit(X)
             scores = _checked_scores(estimator, X)
             offset = np.percentile(scores, 100 * self.contamination)
-            self.estimator_ = estimator
-            self.offset_ = float(offset)
+            stand_in.estimator_ = estimator
+            stand_in.offset_ = float(offset)
         return self
 
     def score_samples(self, X: npt.ArrayLike) -> np.ndarray:

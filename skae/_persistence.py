@@ -61,10 +61,15 @@ LOADABLE_CLASSES: dict[str, type[BaseEstimator]] = {
     )
 }
 
-FORMAT_VERSION = 1
-# Metadata keys of the safetensors file: a plain format number, then the JSON.
+# Format 2 puts the JSON document under the checksum too; format 1 files,
+# whose checksum covers the tensors only, still load.
+FORMAT_VERSION = 2
+_FORMATS_READ = (1, 2)
+# Metadata keys of the safetensors file: a plain format number, the JSON,
+# then the checksum of both and of every tensor.
 _FORMAT_KEY = "skae.format"
 _DOCUMENT_KEY = "skae.model"
+_CHECKSUM_KEY = "skae.sha256"
 _TENSOR_PREFIX = "tensor."
 # Architecture parameters added since the first model files, with the value
 # that gives the networks those files hold.
@@ -145,11 +150,11 @@ def save(estimator: BaseEstimator, path: str | os.PathLike[str]) -> None:
     encoder = _Encoder()
     document = encoder.document(estimator, where="")
     document["versions"] = _versions()
-    document["sha256"] = _digest(encoder.tensors)
     metadata = {
         _FORMAT_KEY: str(FORMAT_VERSION),
         _DOCUMENT_KEY: json.dumps(document, separators=(",", ":")),
     }
+    metadata[_CHECKSUM_KEY] = _checksum(metadata, encoder.tensors)
     _write_atomically(encoder.tensors, metadata, Path(path))
 
 
@@ -216,12 +221,7 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
         with open_regular_file(path) as file:
             size = os.fstat(file.fileno()).st_size
             metadata, tensors = _read_safetensors(file, size, path)
-        document = _read_document(metadata, path)
-        if document.get("sha256") != _digest(tensors):
-            raise ValueError(
-                f"{path} is corrupted: its tensors do not match the checksum saved "
-                "with them. Save the model again with skae.save."
-            )
+        document = _read_document(metadata, tensors, path)
         _warn_on_version_mismatch(document.get("versions"), path)
         return _Decoder(tensors, path, size).estimator(document)
     except MemoryError:
@@ -567,7 +567,29 @@ def _read_safetensors(
     return metadata, tensors
 
 
-def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+def _read_document(
+    metadata: dict[str, str], tensors: dict[str, torch.Tensor], path: Path
+) -> dict[str, Any]:
+    """Check the format and the checksum, then parse the JSON document."""
+    file_format = _file_format(metadata, path)
+    # Format 2 checks the checksum before interpreting anything it covers.
+    if file_format >= 2 and metadata.get(_CHECKSUM_KEY) != _checksum(metadata, tensors):
+        raise _corrupted(path, "its content does")
+    try:
+        document = parse_json(metadata.get(_DOCUMENT_KEY, ""), "its JSON document")
+    except ModelFileError as exc:
+        raise ValueError(
+            f"{path} is not a valid skae model file: {exc}. It may have been "
+            "corrupted or tampered with; save the model again with skae.save."
+        ) from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a valid skae model file: no JSON document.")
+    if file_format == 1 and document.pop("sha256", None) != _digest(tensors):
+        raise _corrupted(path, "its tensors do")
+    return document
+
+
+def _file_format(metadata: dict[str, str], path: Path) -> int:
     if _FORMAT_KEY not in metadata:
         raise ValueError(
             f"{path} is a safetensors file, but not one written by skae.save (it has "
@@ -580,32 +602,45 @@ def _read_document(metadata: dict[str, str], path: Path) -> dict[str, Any]:
             f"{path} was written in skae file format {file_format}, newer than the "
             f"format {FORMAT_VERSION} this skae reads; upgrade skae to load it."
         )
-    if file_format != FORMAT_VERSION:
+    if file_format not in _FORMATS_READ:
         raise ValueError(
             f"{path} has an invalid skae file format {short_repr(text)}; it may "
             "have been corrupted or tampered with."
         )
-    try:
-        document = parse_json(metadata.get(_DOCUMENT_KEY, ""), "its JSON document")
-    except ModelFileError as exc:
-        raise ValueError(
-            f"{path} is not a valid skae model file: {exc}. It may have been "
-            "corrupted or tampered with; save the model again with skae.save."
-        ) from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{path} is not a valid skae model file: no JSON document.")
-    return document
+    return file_format
+
+
+def _corrupted(path: Path, what: str) -> ValueError:
+    return ValueError(
+        f"{path} is corrupted: {what} not match the checksum saved with it. "
+        "Save the model again with skae.save."
+    )
+
+
+def _checksum(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the format number, the JSON document and every tensor."""
+    digest = hashlib.sha256()
+    for key in (_FORMAT_KEY, _DOCUMENT_KEY):
+        text = metadata.get(key, "").encode("utf-8", "surrogatepass")
+        # Each length first: no shift of text from one part to the next matches.
+        digest.update(len(text).to_bytes(8, "little") + text)
+    _add_tensors(digest, tensors)
+    return digest.hexdigest()
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of all tensors."""
+    """SHA-256 over the names, dtypes, shapes and bytes of all tensors (format 1)."""
     digest = hashlib.sha256()
+    _add_tensors(digest, tensors)
+    return digest.hexdigest()
+
+
+def _add_tensors(digest: Any, tensors: dict[str, torch.Tensor]) -> None:
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         # The array itself, not a copy of its bytes: no second copy of the model.
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _warn_on_version_mismatch(saved: Any, path: Path) -> None:

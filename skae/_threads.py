@@ -133,7 +133,10 @@ SMALL_STEP = 150_000_000
 # Multiply-adds of a training step, as multiples of its forward pass.
 TRAINING_STEP_FACTOR = 3
 
-_fixed_threads: int | None = None
+# Open fixed_threads blocks, oldest first: (thread identifier, count). Each
+# block removes its own entry, so blocks may close in any order.
+_pins: list[tuple[int, int]] = []
+_pins_lock = threading.Lock()
 
 
 @contextmanager
@@ -145,8 +148,14 @@ def fixed_threads(n_threads: int) -> Iterator[None]:
     ``n_threads`` torch intra-op threads, or on fewer when its ceiling is
     lower (``torch.get_num_threads()`` of the calling thread, divided among
     concurrent skae calls in threads of one process). Fits with the same
-    ``random_state``, data and thread count are then bit-identical. The
-    setting is process-wide, so it reaches joblib's threading workers too.
+    ``random_state``, data and thread count are then bit-identical.
+
+    A block holds for the thread that entered it and, unless they entered
+    blocks of their own, for the other threads of the process too, so it
+    reaches joblib's threading workers: a thread follows its own innermost
+    block, else the most recently entered block of any thread. Blocks nest
+    and may end in any order, in any threads; when the last one ends, skae
+    chooses by timing again.
 
     Read more in the :ref:`User Guide <threads>`.
 
@@ -166,16 +175,31 @@ def fixed_threads(n_threads: int) -> Iterator[None]:
     >>> codes.shape
     (100, 2)
     """
-    global _fixed_threads
     if isinstance(n_threads, bool) or not isinstance(n_threads, int):
         raise TypeError(f"n_threads must be an int, got {n_threads!r}.")
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {n_threads}.")
-    previous, _fixed_threads = _fixed_threads, n_threads
+    # A distinct entry per block, even for equal counts in one thread.
+    pin = (threading.get_ident(), int(n_threads))
+    with _pins_lock:
+        _pins.append(pin)
     try:
         yield
     finally:
-        _fixed_threads = previous
+        with _pins_lock:
+            # The last equal entry is this block's: inner blocks end first.
+            index = len(_pins) - 1 - _pins[::-1].index(pin)
+            del _pins[index]
+
+
+def pinned_threads() -> int | None:
+    """Return the count :func:`fixed_threads` pins for this thread, or None."""
+    ident = threading.get_ident()
+    with _pins_lock:
+        own = [count for thread, count in _pins if thread == ident]
+        if own:
+            return own[-1]
+        return _pins[-1][1] if _pins else None
 
 
 def multiply_adds_per_row(module: nn.Module, rows: torch.Tensor) -> float:
@@ -379,8 +403,9 @@ def choose_threads(
     latest choice measured in this process (or the ceiling) and measures once
     it has run many batches.
     """
-    if _fixed_threads is not None:
-        return ThreadChooser([min(_fixed_threads, ceiling)])
+    pinned = pinned_threads()
+    if pinned is not None:
+        return ThreadChooser([min(pinned, ceiling)])
     if ceiling == 1 or rows.device.type != "cpu":
         return ThreadChooser([ceiling])
     if is_small_step(module, rows, rows_per_step, training=training, speedup=speedup):

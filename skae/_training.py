@@ -21,9 +21,8 @@ from torch import nn
 
 from skae._data import INFERENCE_BATCH_SIZE, batch_bounds
 from skae._progress import progress_bar
+from skae._solvers import build_solver, resumes, solver_state_problem
 from skae._threads import ThreadChooser
-
-SOLVERS = ("adam", "adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -98,39 +97,22 @@ def make_optimizer(
     parameters: Any, config: TrainingConfig, state: dict[str, Any] | None = None
 ) -> torch.optim.Optimizer:
     """Build the solver; ``state`` resumes a previous one (its moments, its steps)."""
-    lr, decay = config.learning_rate_init, config.alpha
-    optimizer: torch.optim.Optimizer
-    # Fused kernels update all weights in one pass: about 15% faster epochs on
-    # CPU for the default network (benchmarks/bench_training.py).
-    if config.solver == "adam":
-        optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=decay, fused=True)
-    elif config.solver == "adamw":
-        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=decay, fused=True)
-    elif config.solver == "sgd":
-        # MLPRegressor's defaults for its sgd solver.
-        optimizer = torch.optim.SGD(
-            parameters,
-            lr=lr,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=decay,
-            fused=True,
-        )
-    else:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {config.solver!r}.")
+    optimizer = build_solver(
+        config.solver, parameters, config.learning_rate_init, config.alpha
+    )
     if state:
+        # Torch's fused kernels trust a state's shapes: check it all first.
+        problem = solver_state_problem(state, optimizer.param_groups[0]["params"])
+        if problem:
+            raise ValueError(f"The optimiser state to resume {problem}.")
+    if state and resumes(state, config.solver):
         fresh = optimizer.state_dict()["param_groups"]
-        saved = state["param_groups"]
-        # Resume moments and steps only from the same kind of solver (Adam's mean
-        # nothing to SGD), known by its settings (a scheduler adds some). Load a
-        # copy, as torch updates loaded tensors in place and a failed step must
-        # not touch the caller's state; the config's hyperparameters win.
-        if len(fresh) == len(saved) and all(
-            set(new) <= set(old) for new, old in zip(fresh, saved, strict=True)
-        ):
-            optimizer.load_state_dict(copy.deepcopy(state))
-            for group, new in zip(optimizer.param_groups, fresh, strict=True):
-                group.update({key: new[key] for key in new if key != "params"})
+        # Load a copy, as torch updates loaded tensors in place and a failed
+        # step must not touch the caller's state; the config's
+        # hyperparameters win.
+        optimizer.load_state_dict(copy.deepcopy(state))
+        for group, new in zip(optimizer.param_groups, fresh, strict=True):
+            group.update({key: new[key] for key in new if key != "params"})
     return optimizer
 
 

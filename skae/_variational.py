@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from skae._base import SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
+from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
 from skae._checks import is_positive_int
 from skae._data import batch_bounds
 from skae._networks import (
@@ -164,9 +164,16 @@ class VariationalAutoencoder(BaseAutoencoder):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout, the noise of
         denoising, the codes a variational autoencoder draws in training and
-        the validation split. Pass an int for results that are identical, bit
-        for bit, from one call to the next on CPU. Fitting never changes
-        torch's global random state.
+        the validation split. Fitting never changes torch's global random
+        state. With an int, results on CPU are identical, bit for bit, from
+        one call to the next whenever torch runs on the same numbers of
+        threads: always inside :func:`fixed_threads`, and always for networks
+        whose training and inference steps are small enough to run on one
+        thread by rule. For larger steps skae chooses thread counts by
+        timing, and results then agree only to rounding (about 1e-7 relative
+        per step, which training can amplify) unless the same counts were
+        chosen; pin them with :func:`fixed_threads` where bit-identical
+        results matter (see :ref:`threads`).
 
     verbose : bool, default=False
         Print the training (and validation) loss after each epoch.
@@ -274,7 +281,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **SHARED_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "kl_weight": [Interval(Real, 0, MAX_WEIGHT, closed="both")],
     }
 
     def __init__(
@@ -389,7 +396,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         )
         if architecture["loss"] == "binary_crossentropy":
             decoder = SigmoidDecoder(decoder, n_features)
-        network = VariationalNet(encoder, decoder, n_components)
+        # float32 whatever torch's default dtype: skae trains in float32.
+        network = VariationalNet(encoder, decoder, n_components).float()
         check_widths(network, n_features, 2 * n_components, n_components)
         return network
 

@@ -647,6 +647,20 @@ def test_rounding_noise_of_a_constant_column_is_no_variation(cls):
     assert np.isfinite(model.transform(X)).all()
 
 
+@pytest.mark.parametrize(
+    "column",
+    [np.full(20, 1e300), np.linspace(1e306, 1.7e307, 20)],
+    ids=["constant-1e300", "near-1e307"],
+)
+def test_extreme_columns_are_refused_before_pca_sees_them(column):
+    """No LinAlgError or SciPy message: the cause, named, before any training."""
+    X = np.c_[data(), column]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a NumPy overflow warning
+        with pytest.raises(ValueError, match=r"as large as .* Rescale X first"):
+            make_model(init="pca").fit(X)
+
+
 def test_huge_input_to_a_normal_model_stays_finite_in_float64(fitted_models):
     model, _ = fitted_copy(fitted_models)
     X = data() * 1e30
@@ -658,20 +672,18 @@ def test_huge_input_to_a_normal_model_stays_finite_in_float64(fitted_models):
 
 @pytest.mark.parametrize(
     ("method", "magnitude"),
-    [("fit", 1e39), ("fit", 1e300), ("partial_fit", 1e39)],
+    [("fit", 1e39), ("fit", 1e150), ("fit", 1e300), ("partial_fit", 1e39)],
     ids=str,
 )
 def test_magnitudes_beyond_float32_cannot_be_trained_on(
     method, magnitude, fitted_models
 ):
-    """The network trains in float32: a clear error, and the model unchanged."""
+    """The network trains in float32: refused up front, the model unchanged."""
     model, expected = fitted_copy(fitted_models)
     before = snapshot(model)
     X = data() * magnitude
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's variance overflows
-        with pytest.raises(ValueError, match=r"Training diverged.*extreme values"):
-            getattr(model, method)(X)
+    with pytest.raises(ValueError, match=r"X holds values as large as .* float32"):
+        getattr(model, method)(X)
     assert_unchanged(model, before)
     assert_same_outputs(model, expected, False)
 
@@ -855,6 +867,32 @@ def test_invalid_parameter_names_itself(cls, name, value, method, fitted_by_clas
     check_rejected_parameter(
         model, expected, {name: value}, InvalidParameterError, match, method
     )
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value"),
+    [
+        (VariationalAutoencoder, "kl_weight", 10**30),
+        (AutoencoderTransformer, "sparsity", 10**30),
+        (AutoencoderTransformer, "noise_level", 1e30),
+        (AutoencoderTransformer, "tol", 10**400),
+        (AutoencoderTransformer, "learning_rate_init", 10**400),
+        (AutoencoderTransformer, "alpha", 10**400),
+        (AutoencoderTransformer, "batch_size", 10**400),
+        (AutoencoderTransformer, "max_iter", 10**400),
+        (AutoencoderTransformer, "n_iter_no_change", 2**63),
+    ],
+    ids=str,
+)
+def test_numbers_no_float_or_int64_holds_are_refused_by_validation(cls, name, value):
+    """Not an OverflowError later: each bound is in the parameter's message."""
+    match = rf"The '{name}' parameter of {cls.__name__} must be .* in the range"
+    with pytest.raises(InvalidParameterError, match=match):
+        cls(
+            **{name: value, "noise": "gaussian"}
+            if name == "noise_level"
+            else {name: value}
+        ).fit(data())
 
 
 def fixed_width_network(n_features, n_outputs):

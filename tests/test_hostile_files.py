@@ -5,6 +5,7 @@ JSON document or tensors edited (and the checksum recomputed, as an attacker
 would), or a safetensors file assembled byte by byte.
 """
 
+import copy
 import json
 import os
 import struct
@@ -22,7 +23,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
-from skae._persistence import _digest
+from skae._persistence import _checksum
+from tests.helpers import fit_quietly
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -63,8 +65,8 @@ def read_model(path):
 
 def write_model(path, document, tensors):
     """Write a model file with a valid checksum, as an attacker can."""
-    document["sha256"] = _digest(tensors)
-    metadata = {"skae.format": "1", "skae.model": json.dumps(document)}
+    metadata = {"skae.format": "2", "skae.model": json.dumps(document)}
+    metadata["skae.sha256"] = _checksum(metadata, tensors)
     save_file(tensors, path, metadata=metadata)
 
 
@@ -215,6 +217,26 @@ BAD_HEADERS = {
         raw_safetensors({"__metadata__": {"skae.format": 1}}),
         "its metadata are not strings",
     ),
+    "shape-of-4200-digits": (
+        raw_safetensors(
+            {"t": {"dtype": "F32", "shape": [10**4200], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+        ),
+        r"needs about 1e4200 bytes, its byte range holds 4\. ",
+    ),
+    "offset-of-4000-digits": (
+        raw_safetensors(
+            {
+                "t": {
+                    "dtype": "U8",
+                    "shape": [1],
+                    "data_offsets": [10**4000, 10**4000 + 1],
+                }
+            },
+            b"\0",
+        ),
+        r"starts at byte about 1e4000 of the data",
+    ),
 }
 
 
@@ -223,8 +245,9 @@ def test_bad_safetensors_headers_are_refused(case, tmp_path):
     content, match = BAD_HEADERS[case]
     path = tmp_path / "model.safetensors"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as error:
         load(path)
+    assert len(str(error.value)) < 500
 
 
 # -- 2. regular files only --------------------------------------------------------
@@ -345,7 +368,7 @@ EDITED_STATE = {
     ),
     "loss-curve-of-strings": (
         set_attribute("loss_curve_", ["a", "b", "c"]),
-        "not a list of finite floats",
+        "is not a list of finite losses",
     ),
     "best-loss-off-curve": (set_attribute("best_loss_", -1.0), "best_loss_ = -1.0"),
     "validation-scores-without-split": (
@@ -355,6 +378,31 @@ EDITED_STATE = {
     "negative-scale": (
         set_attribute("scale_", -1.0),
         "scale_ = -1.0 is not a positive",
+    ),
+    "scale-below-float32": (
+        set_attribute("scale_", 1e-320),
+        r"scale_ = 1e-320 is outside \[8.14e-08, 2e\+36\], the scales fit gives",
+    ),
+    "scale-of-1e300": (set_attribute("scale_", 1e300), "scale_ = 1e\\+300 is outside"),
+    "scale-below-the-resolution-at-the-mean": (
+        lambda document, tensors: tensors[
+            document["attributes"]["mean_"]["__ndarray__"]
+        ].fill_(1e20),
+        "scale_ = .* is outside",
+    ),
+    "mean-of-1e300": (
+        lambda document, tensors: tensors[
+            document["attributes"]["mean_"]["__ndarray__"]
+        ].fill_(1e300),
+        "holds means beyond 1e\\+36",
+    ),
+    "negative-loss": (
+        set_attribute("loss_curve_", [1.0, -1.0, 0.5]),
+        "is not a list of finite losses",
+    ),
+    "positive-validation-score": (
+        set_attribute("validation_scores_", [0.5]),
+        "neither None nor a list of scores",
     ),
     "mean-of-nan": (
         lambda document, tensors: tensors[
@@ -383,11 +431,11 @@ EDITED_STATE = {
     "one-tensor-two-weights": (shared_tensor, r"tensor 'tensor\.\d+' is used twice"),
     "optimizer-moment-of-wrong-shape": (
         optimizer_moment_of_wrong_shape,
-        "moments that do not fit weight tensor 0",
+        r"weight tensor 0 'exp_avg' as torch.float32 of shape \(3, 3\)",
     ),
     "optimizer-moment-of-nan": (
         optimizer_moment_of_nan,
-        "NaN or inf moments for weight tensor 0",
+        "weight tensor 0 'exp_avg' with NaN or inf",
     ),
     "output-config": (
         set_attribute("_sklearn_output_config", {"__dict__": [["transform", "evil"]]}),
@@ -458,6 +506,157 @@ def test_edited_detector_is_refused(change, match, detector, tmp_path):
         load(path)
 
 
+# -- 3b. the optimiser state, which torch's fused kernels trust -------------------
+
+
+def optimizer_pairs(document):
+    """The decoded-looking view of the saved state: {name: JSON value}."""
+    return dict(document["attributes"]["_optimizer_state"]["__dict__"])
+
+
+def moment_entries(document, index=0):
+    """[key, value] pairs of the moments of weight tensor ``index``."""
+    moments = optimizer_pairs(document)["state"]["__dict__"]
+    return dict(moments)[index]["__dict__"]
+
+
+def edit_moment(name, change):
+    """Replace moment ``name`` of weight tensor 0 by change(tensor)."""
+
+    def edited(document, tensors):
+        key = dict(moment_entries(document))[name]["__tensor__"]
+        tensors[key] = change(tensors[key])
+
+    return edited
+
+
+def edit_group(name, value):
+    def edited(document, tensors):
+        (group,) = optimizer_pairs(document)["param_groups"]
+        pairs = group["__dict__"]
+        pairs[:] = [pair for pair in pairs if pair[0] != name] + [[name, value]]
+
+    return edited
+
+
+def moment_as_number(document, tensors):
+    moment_entries(document)[0][1] = 3.0  # the step count, not a tensor
+
+
+def drop_moment(document, tensors):
+    del moment_entries(document)[1]
+
+
+def moment_for_missing_weight(document, tensors):
+    optimizer_pairs(document)["state"]["__dict__"][0][0] = 99
+
+
+def second_group(document, tensors):
+    groups = optimizer_pairs(document)["param_groups"]
+    groups.append(copy.deepcopy(groups[0]))
+
+
+OPTIMIZER_STATE = {
+    "0-d-first-moment": (
+        edit_moment("exp_avg", lambda t: torch.zeros(())),
+        r"'exp_avg' as torch.float32 of shape \(\) on cpu, where the solver keeps "
+        r"torch.float32 of shape \(8, 5\)",
+    ),
+    "transposed-moment": (
+        edit_moment("exp_avg_sq", lambda t: t.T.contiguous()),
+        r"'exp_avg_sq' as torch.float32 of shape \(5, 8\)",
+    ),
+    "float64-moment": (
+        edit_moment("exp_avg", lambda t: t.double()),
+        "'exp_avg' as torch.float64",
+    ),
+    "step-of-shape-1": (edit_moment("step", lambda t: t.reshape(1)), "'step' as"),
+    "step-as-int64": (edit_moment("step", lambda t: t.long()), "'step' as torch.int64"),
+    "step-zero": (edit_moment("step", torch.zeros_like), "'step' = 0.0, not a whole"),
+    "step-fractional": (
+        edit_moment("step", lambda t: t + 0.5),
+        "not a whole number of steps",
+    ),
+    "negative-second-moment": (
+        edit_moment("exp_avg_sq", lambda t: t - 1),
+        "a negative 'exp_avg_sq'",
+    ),
+    "infinite-second-moment": (
+        edit_moment("exp_avg_sq", lambda t: t + float("inf")),
+        "'exp_avg_sq' with NaN or inf",
+    ),
+    "step-as-a-number": (moment_as_number, "'step' as float, not a tensor"),
+    "moment-missing": (drop_moment, "does not hold the moments of a solver"),
+    "moment-of-a-tensor-the-network-lacks": (
+        moment_for_missing_weight,
+        "moments for a weight tensor 99 the network lacks",
+    ),
+    "two-parameter-groups": (second_group, "not an optimiser state of one"),
+    "betas-as-a-list": (edit_group("betas", [0.9, 0.999]), "setting 'betas'"),
+    "beta-above-one": (
+        edit_group("betas", {"__tuple__": [0.9, 2.0]}),
+        "setting 'betas'",
+    ),
+    "learning-rate-of-400-digits": (edit_group("lr", 10**400), "setting 'lr'"),
+    "negative-learning-rate": (edit_group("lr", -1.0), "setting 'lr'"),
+    "fused-as-a-string": (edit_group("fused", "yes"), "setting 'fused'"),
+    "unknown-setting-a-list": (edit_group("extra", [1, 2]), "setting 'extra'"),
+    "weights-listed-twice": (
+        edit_group("params", [0, 0, 1, 2]),
+        "does not list the network.s 8 weight tensors",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPTIMIZER_STATE, ids=str)
+def test_edited_optimizer_state_is_refused_at_load(case, saved):
+    """Each piece of a solver's state is one torch's kernels would trust."""
+    change, match = OPTIMIZER_STATE[case]
+    edit(saved, change)
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def test_genuine_optimizer_state_of_every_solver_loads_and_resumes(frame, tmp_path):
+    """The checks accept what each solver leaves, and training resumes from it."""
+    for solver in ("adam", "adamw", "sgd"):
+        model = AutoencoderTransformer(
+            n_components=2, hidden_layer_sizes=(4,), solver=solver, max_iter=2
+        ).set_params(random_state=0)
+        model.fit(frame)
+        path = tmp_path / f"{solver}.safetensors"
+        save(model, path)
+        restored = load(path)
+        model.partial_fit(frame)
+        restored.partial_fit(frame)
+        np.testing.assert_array_equal(restored.transform(frame), model.transform(frame))
+
+
+@pytest.mark.parametrize(
+    ("buffer", "value", "match"),
+    [
+        ("running_var", -1.0, "running_var' holds a negative variance"),
+        ("num_batches_tracked", -5, "num_batches_tracked' counts fewer than 0"),
+    ],
+)
+def test_batch_statistics_training_cannot_produce_are_refused(
+    buffer, value, match, frame, tmp_path
+):
+    model = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(4, 3), batch_norm=True, max_iter=2
+    ).set_params(random_state=0)
+    path = tmp_path / "model.safetensors"
+    save(fit_quietly(model, frame), path)
+    key = next(name for name in model._network.state_dict() if name.endswith(buffer))
+
+    def change(document, tensors):
+        network_tensor(document, tensors, key).fill_(value)
+
+    edit(path, change)
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
 # -- 4. no raw exceptions, short and clean messages -------------------------------
 
 
@@ -520,7 +719,7 @@ def test_memory_error_becomes_a_value_error(saved, monkeypatch):
     def exhausted(*args):
         raise MemoryError
 
-    monkeypatch.setattr("skae._persistence._digest", exhausted)
+    monkeypatch.setattr("skae._persistence._checksum", exhausted)
     with pytest.raises(ValueError, match="more memory than this machine can allocate"):
         load(saved)
 

@@ -41,3 +41,17 @@ def test_model_file_of_an_earlier_release_loads_and_gives_its_outputs(name, rele
     n_iter = model.n_iter_
     model.partial_fit(X)
     assert model.n_iter_ == n_iter + 1
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_format_1_checksum_still_guards_the_tensors(release, tmp_path):
+    """Format 1 files, whose checksum covers their tensors only, keep that check."""
+    content = bytearray(
+        (FILES / f"AutoencoderTransformer-{release}.safetensors").read_bytes()
+    )
+    assert b'"skae.format":"1"' in content
+    content[-3] ^= 0xFF  # a byte of tensor data, at the end of the file
+    path = tmp_path / "corrupted.safetensors"
+    path.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match="corrupted: its tensors do not match"):
+        skae.load(path)

@@ -21,7 +21,7 @@ from torch import nn
 
 import skae
 from skae import AutoencoderTransformer, load, save
-from skae._persistence import LOADABLE_CLASSES
+from skae._persistence import LOADABLE_CLASSES, _checksum
 from tests.helpers import assert_same, low_rank_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -172,6 +172,28 @@ def test_load_keeps_params_changed_after_fit(data, tmp_path):
         restored.set_params(warm_start=True).fit(data)
 
 
+@pytest.fixture
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, skae.VariationalAutoencoder])
+def test_float64_default_dtype_changes_neither_loading_nor_training(
+    cls, fitted, data, saved, float64_default, tmp_path
+):
+    """skae trains in float32 whatever torch's default dtype says."""
+    restored = load(saved)
+    np.testing.assert_array_equal(restored.transform(data), fitted.transform(data))
+    restored.partial_fit(data)
+    model = small_instance(cls).fit(data)
+    assert next(model._network.parameters()).dtype == torch.float32
+    save(model, tmp_path / "model.safetensors")
+    assert_round_trip(load(tmp_path / "model.safetensors"), model, data)
+
+
 def test_load_leaves_global_torch_rng_alone(saved):
     state = torch.random.get_rng_state()
     load(saved)
@@ -299,8 +321,11 @@ def test_load_missing_file(tmp_path):
 # -- tampered, truncated and foreign files -----------------------------------------
 
 
-def rewrite(path, edit_document=None, edit_metadata=None):
-    """Re-save a model file with its JSON document or metadata edited."""
+def rewrite(path, edit_document=None, edit_metadata=None, sign=True):
+    """Re-save a model file with its JSON document or metadata edited.
+
+    ``sign`` recomputes the checksum, as someone editing the file on purpose can.
+    """
     with safe_open(path, framework="pt", device="cpu") as file:
         metadata = file.metadata()
         tensors = {key: file.get_tensor(key) for key in file.keys()}
@@ -310,6 +335,8 @@ def rewrite(path, edit_document=None, edit_metadata=None):
         metadata["skae.model"] = json.dumps(document)
     if edit_metadata is not None:
         edit_metadata(metadata)
+    if sign:
+        metadata["skae.sha256"] = _checksum(metadata, tensors)
     save_file(tensors, path, metadata=metadata)
 
 
@@ -407,13 +434,31 @@ def test_tampered_weights_fail_the_checksum(saved):
     content = bytearray(saved.read_bytes())
     content[-3] ^= 0xFF  # a byte of tensor data, at the end of the file
     saved.write_bytes(bytes(content))
-    with pytest.raises(ValueError, match="corrupted: its tensors do not match"):
+    with pytest.raises(ValueError, match="corrupted: its content does not match"):
+        load(saved)
+
+
+def test_a_flipped_digit_in_the_document_fails_the_checksum(saved):
+    """One bit of scale_'s digits changes every output: it must not pass unseen."""
+    content = bytearray(saved.read_bytes())
+    key = b'scale_\\":'  # the document is a JSON string inside the header
+    start = content.index(key) + len(key)
+    digit = next(i for i in range(start, start + 30) if chr(content[i]) in "123456")
+    content[digit] ^= 0x01  # "1" <-> "0", "2" <-> "3", ...
+    saved.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match="corrupted: its content does not match"):
+        load(saved)
+
+
+def test_an_edit_without_a_new_checksum_is_caught(saved):
+    rewrite(saved, edit_document=set_in("params", "max_iter", 7), sign=False)
+    with pytest.raises(ValueError, match="corrupted: its content does not match"):
         load(saved)
 
 
 def test_newer_file_format_asks_for_an_upgrade(saved):
-    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "2"}))
-    with pytest.raises(ValueError, match=r"file format 2, newer .* upgrade skae"):
+    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "3"}))
+    with pytest.raises(ValueError, match=r"file format 3, newer .* upgrade skae"):
         load(saved)
 
 

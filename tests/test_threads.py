@@ -21,6 +21,7 @@ from skae._threads import (
     choose_threads,
     multiply_adds_per_row,
     no_thread_sharing,
+    pinned_threads,
     torch_thread_budget,
 )
 from tests.helpers import fit_quietly
@@ -98,8 +99,8 @@ def test_fixed_threads_pins_the_count_within_the_ceiling():
         assert choose_threads(large, rows, 256, 1, training=True).candidates == [1]
         with fixed_threads(3):
             assert choose_threads(large, rows, 256, 4, training=False).candidates == [3]
-        assert skae._threads._fixed_threads == 2
-    assert skae._threads._fixed_threads is None
+        assert pinned_threads() == 2
+    assert pinned_threads() is None
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,73 @@ def test_fixed_threads_rejects_non_counts(n_threads, error, message):
     with pytest.raises(error, match=message):
         with fixed_threads(n_threads):
             pass
-    assert skae._threads._fixed_threads is None
+    assert pinned_threads() is None
+
+
+def test_fixed_threads_in_two_threads_each_keep_their_own():
+    """A enters 1, B enters 2: A still sees 1, and nothing is left behind."""
+    a_entered, b_entered, b_left = (
+        threading.Event(),
+        threading.Event(),
+        threading.Event(),
+    )
+    seen = {}
+
+    def thread_a():
+        with fixed_threads(1):
+            a_entered.set()
+            b_entered.wait(5)
+            seen["a with b inside"] = pinned_threads()
+            b_left.wait(5)
+            seen["a after b left"] = pinned_threads()
+
+    def thread_b():
+        a_entered.wait(5)
+        with fixed_threads(2):
+            b_entered.set()
+            seen["b"] = pinned_threads()
+            time.sleep(0.01)
+        b_left.set()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"a with b inside": 1, "a after b left": 1, "b": 2}
+    assert pinned_threads() is None
+
+
+def test_fixed_threads_from_many_threads_at_once_nests_and_leaves_nothing():
+    """8 threads x 300 blocks, nested, ending in any order: each sees its own."""
+    errors = []
+    start = threading.Barrier(8)
+
+    def worker(index):
+        start.wait()
+        for round_ in range(300):
+            outer, inner = index + 1, 100 + (index + round_) % 7
+            with fixed_threads(outer):
+                if pinned_threads() != outer:
+                    errors.append((index, round_, "outer", pinned_threads()))
+                with fixed_threads(inner):
+                    if pinned_threads() != inner:
+                        errors.append((index, round_, "inner", pinned_threads()))
+                if pinned_threads() != outer:
+                    errors.append((index, round_, "after inner", pinned_threads()))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))
+    assert errors == []
+    assert pinned_threads() is None
+
+
+def test_a_thread_without_a_block_follows_the_latest_one():
+    """joblib's threading workers inherit the setting of the thread that pinned."""
+    with fixed_threads(3), ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: pinned_threads(), range(4))) == [3] * 4
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(pinned_threads).result() is None
 
 
 def timed_steps(chooser, n_steps, seconds_at):
