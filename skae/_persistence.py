@@ -786,11 +786,15 @@ def _check_claimed_lengths(
     the weights' shapes after building.
     """
     for name, value in architecture.items():
-        if isinstance(value, list | tuple | np.ndarray) and np.size(value) > len(
-            weights
-        ):
+        if isinstance(value, np.ndarray):
+            entries = value.size
+        elif isinstance(value, list | tuple):
+            entries = len(value)  # nested entries are refused when it is built
+        else:
+            continue
+        if entries > len(weights):
             raise decoder.error(
-                f"its architecture claims {len(value)} entries in {name}, for "
+                f"its architecture claims {entries} entries in {name}, for "
                 f"{len(weights)} weight tensors"
             )
 
