@@ -23,8 +23,10 @@ from skae._training import Run, TrainingConfig, TrainingResult, make_optimizer, 
 
 # The trained network replaces the start only when its mean advantage on the
 # held-out rows exceeds this many standard errors of the paired per-row
-# differences (docs/pca_start.rst; measured by benchmarks/bench_vs_pca.py).
+# differences, or the second number of them for an advantage of at least
+# LARGE_ADVANTAGE of the start's error (docs/pca_start.rst).
 NOISE_STANDARD_ERRORS = 3.0
+LARGE_ADVANTAGE, LARGE_ADVANTAGE_STANDARD_ERRORS = 0.5, 2.0
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,20 @@ def trained_beats_start(
     A paired comparison, row by row: the mean fall in error must exceed
     :data:`NOISE_STANDARD_ERRORS` standard errors of the per-row falls, so
     that an epoch which beats the start on a few rows by chance does not
-    replace it.
+    replace it. A fall of at least :data:`LARGE_ADVANTAGE` of the start's
+    error needs :data:`LARGE_ADVANTAGE_STANDARD_ERRORS`: when training
+    removes most of the error of a few badly reconstructed rows, those rows
+    inflate the standard error as much as the mean.
     """
-    falls = (start_errors.double() - trained_errors.double()).cpu()
+    start_errors = start_errors.double().cpu()
+    falls = start_errors - trained_errors.double().cpu()
     mean = float(falls.mean())
     if falls.numel() < 2:
         return mean > 0
     standard_error = float(falls.std()) / falls.numel() ** 0.5
-    return mean > NOISE_STANDARD_ERRORS * standard_error
+    large = mean >= LARGE_ADVANTAGE * float(start_errors.mean())
+    needed = LARGE_ADVANTAGE_STANDARD_ERRORS if large else NOISE_STANDARD_ERRORS
+    return mean > needed * standard_error
 
 
 def fit_network(

@@ -136,6 +136,20 @@ def test_an_advantage_within_the_noise_keeps_the_start():
     assert not trained_beats_start(start, start)
 
 
+def test_a_large_advantage_on_a_few_rows_needs_two_standard_errors():
+    """Removing most of a few rows' large errors wins at under 3 SE."""
+    start = torch.full((100,), 0.01, dtype=torch.float64)
+    start[:8] = 1.0  # eight rows the start reconstructs badly
+    trained = start.clone()
+    trained[:8] = torch.tensor([0.02, 0.02, 0.1, 0.2, 0.3, 0.9, 0.95, 1.0])
+    falls = start - trained
+    assert 2 < falls.mean() / (falls.std() / 10) < 3
+    assert falls.mean() > 0.5 * start.mean()
+    assert trained_beats_start(start, trained)
+    # The same falls on larger errors, under half of them: within the noise.
+    assert not trained_beats_start(start + 0.3, trained + 0.3)
+
+
 def test_small_table_where_training_overfits_keeps_pca():
     """20 standardised rows: training fits the noise, the kept model is PCA."""
     X = StandardScaler().fit_transform(load_breast_cancer().data[:20])
