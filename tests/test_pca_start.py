@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from skae import AutoencoderTransformer, VariationalAutoencoder
+from skae import AutoencoderTransformer, VariationalAutoencoder, load, save
 from skae._fitting import Fold, fit_network, trained_beats_start
 from skae._networks import AutoencoderNet, LinearWithResidual
 from skae._pca import smallest_sufficient_code
@@ -150,7 +150,7 @@ def test_small_table_where_training_overfits_keeps_pca():
     assert ae.validation_scores_ is not None
 
 
-def test_training_that_truly_wins_still_wins():
+def test_training_that_truly_wins_still_wins(tmp_path):
     """A non-linear structure on 60 rows: training beats PCA on new rows."""
     rng = np.random.default_rng(0)
     angle = rng.uniform(0, 2 * np.pi, size=300)
@@ -160,6 +160,13 @@ def test_training_that_truly_wins_still_wins():
     ae = fit_quietly(AutoencoderTransformer(n_components=1, random_state=0), X_train)
     pca_error = mse(PCA(n_components=1).fit(X_train), X_test)
     assert mse(ae, X_test) < 0.7 * pca_error
+    # The refit trains the best epoch's length, fewer epochs than were judged;
+    # the model file holds both records and loads.
+    assert ae.n_iter_ < len(ae.validation_scores_)
+    assert len(ae.loss_curve_) == ae.n_iter_
+    path = tmp_path / "model.safetensors"
+    save(ae, path)
+    np.testing.assert_array_equal(load(path).transform(X_test), ae.transform(X_test))
 
 
 def test_the_kept_model_has_learnt_from_every_row():
