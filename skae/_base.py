@@ -390,6 +390,25 @@ class BaseAutoencoder(
 
     # -- fitted state, as a model file stores it -----------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state as plain data: weights as arrays, no torch object.
+
+        What pickle, :func:`copy.deepcopy` and ``skops.io`` store;
+        ``__setstate__`` rebuilds the network and checks the state as
+        :func:`skae.load` does.
+        """
+        # Imported here: the checks sit above this module, as they know
+        # every estimator class.
+        from skae._plain_state import plain_state
+
+        return plain_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the network from a plain state; raise ValueError if it is invalid."""
+        from skae._plain_state import restore_state
+
+        restore_state(self, state)
+
     def _get_fitted_state(self) -> FittedState:
         """Return the fitted attributes that are data, and the network's weights.
 

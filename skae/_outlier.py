@@ -202,6 +202,18 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
     def _estimator(self) -> Any:
         return AutoencoderTransformer() if self.estimator is None else self.estimator
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state as plain data, for pickle and ``skops.io``."""
+        from skae._plain_state import plain_state
+
+        return plain_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a state, checked as :func:`skae.load` checks a file."""
+        from skae._plain_state import restore_state
+
+        restore_state(self, state)
+
     def _get_fitted_state(self) -> FittedState:
         """Every attribute but the parameters; the inner estimator is nested."""
         return FittedState(fitted_attributes(self), {}, [])
