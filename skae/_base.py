@@ -44,12 +44,15 @@ from skae._data import (
     BFLOAT16_SPEEDUP,
     INFERENCE_BATCH_SIZE,
     PRECISIONS,
+    Rows,
     batch_bounds,
     check_input_range,
     map_batches,
+    mean_square,
     resolve_device,
     resolve_precision,
     standardization,
+    take_rows,
     to_tensor,
 )
 from skae._fitting import FittedNetwork, Fold, fit_network
@@ -75,6 +78,7 @@ from skae._pca import pca_components_for, principal_axes, smallest_sufficient_co
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
 from skae._solvers import SOLVERS
+from skae._sparse import SparseRows, canonical_csr, dense_rows, is_sparse, value_range
 from skae._threads import (
     choose_threads,
     global_rng_lock,
@@ -238,8 +242,10 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse X (any SciPy format) is made dense one batch
+            at a time, so memory grows with its non-zeros, not with
+            n_samples x n_features; the fit is the one dense X would give.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -267,7 +273,7 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             A batch of training data.
 
         y : Ignored
@@ -293,7 +299,7 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode.
 
         Returns
@@ -310,7 +316,7 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
             Codes, as returned by ``transform``.
 
         Returns
@@ -320,7 +326,9 @@ class BaseAutoencoder(
         """
         check_is_fitted(self)
         # NaN and infinity are refused batch by batch in _map.
-        X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
+        X = check_array(
+            X, dtype=FLOAT_DTYPES, ensure_all_finite=False, accept_sparse="csr"
+        )
         if X.shape[1] != self._n_features_out:
             raise ValueError(
                 f"inverse_transform expects {self._n_features_out} columns "
@@ -333,7 +341,7 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to reconstruct.
 
         Returns
@@ -355,7 +363,7 @@ class BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to reconstruct.
 
         y : Ignored
@@ -372,13 +380,34 @@ class BaseAutoencoder(
         """Declare that transform keeps float32 and float64 inputs' dtype.
 
         Binary cross-entropy refuses negative input (and input above 1).
+        SciPy sparse input is accepted.
         """
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.positive_only = self.loss == "binary_crossentropy"
+        tags.input_tags.sparse = True
         return tags
 
     # -- fitted state, as a model file stores it -----------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state as plain data: weights as arrays, no torch object.
+
+        What pickle, :func:`copy.deepcopy` and ``skops.io`` store;
+        ``__setstate__`` rebuilds the network and checks the state as
+        :func:`skae.load` does.
+        """
+        # Imported here: the checks sit above this module, as they know
+        # every estimator class.
+        from skae._plain_state import plain_state
+
+        return plain_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the network from a plain state; raise ValueError if it is invalid."""
+        from skae._plain_state import restore_state
+
+        restore_state(self, state)
 
     def _get_fitted_state(self) -> FittedState:
         """Return the fitted attributes that are data, and the network's weights.
@@ -525,10 +554,14 @@ class BaseAutoencoder(
             torch_thread_budget() as max_threads,
             torch.random.fork_rng(devices=cuda_devices),
         ):
-            with torch.no_grad():
-                X_network = Standardize.of(plan.mean, plan.scale).to(device)(
-                    to_tensor(X, device)
-                )
+            standardize = Standardize.of(plan.mean, plan.scale).to(device)
+            if is_sparse(X):
+                # Centring would make X dense: batches are centred as they
+                # are made dense, into the same numbers as dense X gives.
+                X_network: Rows = SparseRows.of(X, device, standardize)
+            else:
+                with torch.no_grad():
+                    X_network = standardize(to_tensor(X, device))
 
             def threads(network: nn.Module, config: TrainingConfig) -> Any:
                 return choose_threads(
@@ -607,11 +640,11 @@ class BaseAutoencoder(
                 judged = (
                     X_network
                     if plan.folds is None
-                    else X_network[
-                        torch.cat([f.valid_rows for f in plan.folds]).to(device)
-                    ]
+                    else take_rows(
+                        X_network, torch.cat([f.valid_rows for f in plan.folds])
+                    )
                 )
-                total = float(torch.mean(judged.double() ** 2))
+                total = mean_square(judged)
 
                 def held_out_r2(n_components: int) -> tuple[float, FittedNetwork]:
                     fitted = fit_code_size(n_components)
@@ -815,7 +848,12 @@ class BaseAutoencoder(
     def _validate_for_inference(self, X: npt.ArrayLike) -> np.ndarray:
         """``validate_data`` for a fitted model; NaN and infinity wait for _map."""
         return validate_data(
-            self, X, reset=False, dtype=FLOAT_DTYPES, ensure_all_finite=False
+            self,
+            X,
+            reset=False,
+            dtype=FLOAT_DTYPES,
+            ensure_all_finite=False,
+            accept_sparse="csr",
         )
 
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
@@ -831,7 +869,7 @@ class BaseAutoencoder(
         with torch_thread_budget() as max_threads:
             threads = choose_threads(
                 function,
-                to_tensor(X[:2], device, torch_dtype),
+                to_tensor(dense_rows(X[:2]), device, torch_dtype),
                 min(X.shape[0], INFERENCE_BATCH_SIZE),
                 max_threads,
                 training=False,
@@ -873,8 +911,12 @@ def _validate_training_data(
     the data arrive in; the network needs C order anyway, so this copy, when
     there is one, replaces a later one.
     """
-    X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES)
+    X = validate_data(
+        estimator, X, reset=reset, dtype=FLOAT_DTYPES, accept_sparse="csr"
+    )
     check_input_range(X)
+    if is_sparse(X):
+        return canonical_csr(X)
     return np.require(X, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
@@ -927,7 +969,7 @@ def build_layers(
 
 def _check_unit_interval(X: np.ndarray, name: str) -> None:
     """Refuse data outside [0, 1], where binary cross-entropy has no meaning."""
-    low, high = float(np.min(X)), float(np.max(X))
+    low, high = value_range(X) if is_sparse(X) else (float(np.min(X)), float(np.max(X)))
     if low < 0 or high > 1:
         problem = "Negative values" if low < 0 else "Values above 1"
         raise ValueError(

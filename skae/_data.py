@@ -9,9 +9,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
+
+from skae._sparse import (
+    SparseRows,
+    column_mean,
+    column_variance,
+    dense_rows,
+    is_sparse,
+    value_range,
+)
 
 # Rows per inference batch: large enough to keep matrix products efficient, small
 # enough that a batch of a few hundred features stays in the cache between its
@@ -31,10 +41,14 @@ SCALE_ROWS = 8192
 MAX_ABS_INPUT = 1e36
 
 
-def check_input_range(X: np.ndarray) -> None:
-    """Refuse training data beyond :data:`MAX_ABS_INPUT` in magnitude."""
-    # Two passes without a temporary, where abs(X) would copy X.
-    largest = max(-float(np.min(X)), float(np.max(X))) if X.size else 0.0
+def check_input_range(X: Any) -> None:
+    """Refuse training data (dense or sparse) beyond :data:`MAX_ABS_INPUT`."""
+    if is_sparse(X):
+        low, high = value_range(X)
+        largest = max(-low, high)
+    else:
+        # Two passes without a temporary, where abs(X) would copy X.
+        largest = max(-float(np.min(X)), float(np.max(X))) if X.size else 0.0
     if largest > MAX_ABS_INPUT:
         raise ValueError(
             f"X holds values as large as {largest:.3g} in magnitude, beyond the "
@@ -59,15 +73,21 @@ def smallest_scale(mean: np.ndarray) -> float:
     )
 
 
-def standardization(X: np.ndarray) -> tuple[np.ndarray, float]:
+def standardization(X: Any) -> tuple[np.ndarray, float]:
     """Per-feature mean and one common scale (root mean square after centring).
 
     The scale is estimated from at most about :data:`SCALE_ROWS` evenly spaced
-    rows: a fraction of the cost of a full pass.
+    rows: a fraction of the cost of a full pass. Sparse X (CSR) gets the same
+    mean to the last bit, and the same scale to float64 rounding.
     """
-    mean = X.mean(axis=0, dtype=np.float64)
-    rows = X[:: max(1, X.shape[0] // SCALE_ROWS)]
-    scale = float(np.sqrt(np.mean(rows.var(axis=0, dtype=np.float64))))
+    step = max(1, X.shape[0] // SCALE_ROWS)
+    rows = X if step == 1 else X[::step]
+    if is_sparse(X):
+        mean, variance = column_mean(X), column_variance(rows)
+    else:
+        mean = X.mean(axis=0, dtype=np.float64)
+        variance = rows.var(axis=0, dtype=np.float64)
+    scale = float(np.sqrt(np.mean(variance)))
     if not np.isfinite(scale) or scale < smallest_scale(mean):
         scale = 1.0
     return mean, scale
@@ -166,16 +186,41 @@ def to_tensor(
 
 
 def iter_row_batches(
-    X: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE
+    X: Any, batch_size: int = INFERENCE_BATCH_SIZE
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(start, stop, X[start:stop])`` without copying X as a whole."""
+    """Yield ``(start, stop, X[start:stop])`` without copying X as a whole.
+
+    Rows of sparse X come dense, one batch at a time.
+    """
     for start, stop in batch_bounds(X.shape[0], batch_size):
-        yield start, stop, X[start:stop]
+        yield start, stop, dense_rows(X[start:stop])
+
+
+# Training data on the device: a dense tensor, or sparse rows made dense per batch.
+Rows = torch.Tensor | SparseRows
+
+
+def take_rows(X: Rows, rows: torch.Tensor) -> Rows:
+    """Return ``X[rows]``; sparse rows stay sparse."""
+    if isinstance(X, SparseRows):
+        return X.take(rows)
+    return X[rows.to(X.device)]
+
+
+def mean_square(X: Rows) -> float:
+    """Mean of the squares of X's entries, in float64; sparse X batch by batch."""
+    if not isinstance(X, SparseRows):
+        return float(torch.mean(X.double() ** 2))
+    total = sum(
+        float(torch.sum(X[start:stop].double() ** 2))
+        for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE)
+    )
+    return total / (X.shape[0] * X.shape[1])
 
 
 def map_batches(
     function: Callable[[torch.Tensor], torch.Tensor],
-    X: np.ndarray,
+    X: Any,
     n_outputs: int,
     *,
     device: torch.device,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from skae._data import Rows, take_rows
 from skae._training import Run, TrainingConfig, TrainingResult, make_optimizer, train
 
 # The trained network replaces the start only when its mean advantage on the
@@ -81,7 +82,7 @@ def trained_beats_start(
 
 def fit_network(
     build: Callable[[torch.Tensor | None], nn.Module],
-    X: torch.Tensor,
+    X: Rows,
     folds: list[Fold] | None,
     *,
     batch_loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
@@ -93,6 +94,8 @@ def fit_network(
     threads: Callable[[nn.Module, TrainingConfig], object] | None = None,
 ) -> FittedNetwork:
     """Train a network on X (standardised, on its device) as the folds say.
+
+    X is a tensor, or sparse rows standardised as each batch is made dense.
 
     ``build(rows)`` returns the untrained network for the training rows
     ``rows`` (``None``: every row), seeded alike every time, so a refit
@@ -119,7 +122,7 @@ def fit_network(
             _seeded(build, fold.train_rows, seed),
             X,
             fold.train_rows.to(X.device),
-            X[fold.valid_rows.to(X.device)],
+            take_rows(X, fold.valid_rows),
         )
         for fold in folds
     ]

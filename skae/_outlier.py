@@ -15,6 +15,7 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -111,7 +112,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data, mostly normal samples.
 
         y : Ignored
@@ -123,9 +124,12 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
             The fitted detector.
         """
         with transaction(self) as stand_in:
-            X = validate_data(stand_in, X, dtype=FLOAT_DTYPES)
-            estimator = clone(
-                AutoencoderTransformer() if self.estimator is None else self.estimator
+            estimator = clone(self._estimator())
+            X = validate_data(
+                stand_in,
+                X,
+                dtype=FLOAT_DTYPES,
+                accept_sparse=_sparse_formats(estimator),
             )
             estimator.fit(X)
             scores = _checked_scores(estimator, X)
@@ -139,7 +143,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples to score.
 
         Returns
@@ -150,7 +154,13 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
             lower, the more abnormal.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=FLOAT_DTYPES,
+            accept_sparse=_sparse_formats(self.estimator_),
+        )
         return _checked_scores(self.estimator_, X)
 
     def decision_function(self, X: npt.ArrayLike) -> np.ndarray:
@@ -158,7 +168,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples to score.
 
         Returns
@@ -173,7 +183,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples to label.
 
         Returns
@@ -182,6 +192,27 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
             +1 where ``decision_function(X) >= 0``, -1 elsewhere.
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def __sklearn_tags__(self) -> Any:
+        """Take sparse input when the autoencoder does (skae's all do)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = get_tags(self._estimator()).input_tags.sparse
+        return tags
+
+    def _estimator(self) -> Any:
+        return AutoencoderTransformer() if self.estimator is None else self.estimator
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state as plain data, for pickle and ``skops.io``."""
+        from skae._plain_state import plain_state
+
+        return plain_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a state, checked as :func:`skae.load` checks a file."""
+        from skae._plain_state import restore_state
+
+        restore_state(self, state)
 
     def _get_fitted_state(self) -> FittedState:
         """Every attribute but the parameters; the inner estimator is nested."""
@@ -194,6 +225,11 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         if weights:
             raise ValueError("it has weights, but a detector has no network")
         return {}
+
+
+def _sparse_formats(estimator: Any) -> str | bool:
+    """CSR for an estimator that takes sparse input; False: it is refused here."""
+    return "csr" if get_tags(estimator).input_tags.sparse else False
 
 
 def _checked_scores(estimator: Any, X: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from skae._data import INFERENCE_BATCH_SIZE, batch_bounds
+from skae._data import INFERENCE_BATCH_SIZE, Rows, batch_bounds
 from skae._progress import progress_bar
 from skae._solvers import build_solver, resumes, solver_state_problem
 from skae._threads import ThreadChooser
@@ -64,10 +64,10 @@ class Run:
 
     network: nn.Module
     # The rows it trains on are X[rows] (all of X if None), gathered batch by
-    # batch rather than copied.
-    X: torch.Tensor
+    # batch rather than copied; sparse rows are made dense batch by batch.
+    X: Rows
     rows: torch.Tensor | None = None
-    X_valid: torch.Tensor | None = None
+    X_valid: Rows | None = None
 
     @property
     def n_train(self) -> int:
@@ -123,7 +123,7 @@ def run_epoch(
     network: nn.Module,
     batch_loss: BatchLoss,
     optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
+    X: Rows,
     batch_size: int,
     generator: torch.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
@@ -161,12 +161,12 @@ def run_epoch(
     return total / n_samples
 
 
-def reconstruction_error(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
+def reconstruction_error(network: nn.Module, X: Rows) -> torch.Tensor:
     """Mean squared reconstruction error of X in evaluation mode, on device."""
     return torch.mean(row_errors(network, X))
 
 
-def row_errors(network: nn.Module, X: torch.Tensor) -> torch.Tensor:
+def row_errors(network: nn.Module, X: Rows) -> torch.Tensor:
     """Each row's mean squared reconstruction error, in evaluation mode, on device."""
     network.eval()
     errors = torch.empty(X.shape[0], device=X.device)
