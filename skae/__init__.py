@@ -5,6 +5,7 @@ from skae._autoencoder import AutoencoderTransformer
 from skae._compare import compare
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
+from skae._scoring import reconstruction_scorer
 from skae._threads import fixed_threads
 from skae._training import EpochReport, epoch_callback
 from skae._variational import VariationalAutoencoder
@@ -20,5 +21,6 @@ __all__ = [
     "epoch_callback",
     "fixed_threads",
     "load",
+    "reconstruction_scorer",
     "save",
 ]

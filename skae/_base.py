@@ -351,7 +351,12 @@ class BaseAutoencoder(
         """Negative mean squared reconstruction error of X; higher is better.
 
         This lets :class:`~sklearn.model_selection.GridSearchCV` tune the
-        autoencoder without labels.
+        autoencoder without labels. It is not comparable with PCA's
+        :meth:`~sklearn.decomposition.PCA.score`, which is the average
+        log-likelihood of the samples under probabilistic PCA: a search that
+        compares skae with PCA (or any other reducer) must score all of them
+        with :func:`~skae.reconstruction_scorer`, which gives this same number
+        for skae's estimators.
 
         Parameters
         ----------

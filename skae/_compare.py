@@ -150,6 +150,7 @@ def compare(
     See Also
     --------
     AutoencoderTransformer : The autoencoder compared by default.
+    reconstruction_scorer : The same error as ``scoring=`` of a search.
     sklearn.decomposition.PCA : The linear baseline compared by default.
 
     Examples
