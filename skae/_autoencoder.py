@@ -61,7 +61,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         fraction of variance, fitting one network per size it tries, and keeps
         PCA's number if no smaller code reaches it. With ``init='pca'`` the
         network starts at PCA's reconstruction, so it needs at most as many
-        components as PCA, usually fewer.
+        components as PCA, usually fewer. An int larger than the number of
+        features is a ``ValueError``, as for PCA, unless ``noise`` or
+        ``sparsity`` is set: without a term that shapes the code, a code
+        wider than the input can copy it and learns nothing.
 
     init : {'pca', 'random'}, default='pca'
         How the network starts. 'pca': a linear path set to PCA's solution

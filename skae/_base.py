@@ -230,6 +230,11 @@ class BaseAutoencoder(
         """Whether the network ``architecture`` describes starts at PCA's solution."""
         return False
 
+    def _allows_overcomplete_code(self) -> bool:
+        """Whether a term of the loss keeps a code wider than X from copying X."""
+        terms = self._loss_terms()
+        return terms.noise is not None or terms.sparsity > 0
+
     # -- public API ---------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -463,9 +468,26 @@ class BaseAutoencoder(
                 batch_size,
                 resolve_device(self.device),
             )
+            self._check_code_size(X.shape[1])
         plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
         n_components, network, result = self._run_fit(plan)
         self._record_fit(plan, n_components, network, result)
+
+    def _check_code_size(self, n_features: int) -> None:
+        """Refuse a code wider than X that nothing keeps from copying X, as PCA does."""
+        n_components = self.n_components
+        if (
+            isinstance(n_components, Integral)
+            and n_components > n_features
+            and not self._allows_overcomplete_code()
+        ):
+            raise ValueError(
+                f"n_components={n_components} exceeds n_features={n_features}: "
+                "a code wider than the input can copy it and learn nothing. Set "
+                f"n_components <= {n_features}, or ask for an overcomplete code "
+                "that training must shape: noise or sparsity (a "
+                "VariationalAutoencoder's kl_weight > 0 does the same)."
+            )
 
     def _plan_fit(
         self, X: np.ndarray, *, continuing: bool, incremental: bool

@@ -55,7 +55,10 @@ class VariationalAutoencoder(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Dimension of the code (the latent space): the number of features
-        ``transform`` returns.
+        ``transform`` returns. It may exceed the number of features, as the
+        KL divergence prices every code dimension the decoder relies on;
+        with ``kl_weight=0`` and no ``noise``, a code wider than the input is
+        a ``ValueError``, as for :class:`AutoencoderTransformer`.
 
     kl_weight : float, default=1.0
         Weight of the KL divergence to the prior, relative to the mean
@@ -405,6 +408,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         return LossTerms(
             noise=self.noise, noise_level=self.noise_level, kl_weight=self.kl_weight
         )
+
+    def _allows_overcomplete_code(self) -> bool:
+        # The KL term prices every code dimension the decoder relies on.
+        return self.kl_weight > 0 or super()._allows_overcomplete_code()
 
 
 def _allocate_samples(n_samples: int, n_features: int) -> np.ndarray:
