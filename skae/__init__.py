@@ -3,6 +3,7 @@
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._compare import compare
+from skae._onnx import register_onnx_converters
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
 from skae._scoring import reconstruction_scorer
@@ -22,5 +23,6 @@ __all__ = [
     "fixed_threads",
     "load",
     "reconstruction_scorer",
+    "register_onnx_converters",
     "save",
 ]
