@@ -71,6 +71,7 @@ from skae._networks import (
     standardization_tensors,
     start_from_pca,
 )
+from skae._ordering import code_importances, importance_rows, order_code_columns
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
@@ -470,8 +471,8 @@ class BaseAutoencoder(
             )
             self._check_code_size(X.shape[1])
         plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
-        n_components, network, result = self._run_fit(plan)
-        self._record_fit(plan, n_components, network, result)
+        n_components, network, result, summary = self._run_fit(plan)
+        self._record_fit(plan, n_components, network, result, summary)
 
     def _check_code_size(self, n_features: int) -> None:
         """Refuse a code wider than X that nothing keeps from copying X, as PCA does."""
@@ -540,8 +541,14 @@ class BaseAutoencoder(
             n_iter_before=n_iter_before,
         )
 
-    def _run_fit(self, plan: _FitPlan) -> tuple[int, AutoencoderNet, FittedNetwork]:
-        """Train the network (one per code size tried); return it on the CPU."""
+    def _run_fit(
+        self, plan: _FitPlan
+    ) -> tuple[int, AutoencoderNet, FittedNetwork, CodeSummary | None]:
+        """Train the network (one per code size tried); return it on the CPU.
+
+        Then, except in ``partial_fit``, measure what its codes keep and put
+        their columns in order of importance.
+        """
         X, device = plan.X, plan.device
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         architecture = self._architecture_params()
@@ -624,6 +631,20 @@ class BaseAutoencoder(
                     threads=threads,
                 )
 
+            judged = (
+                X_network
+                if plan.folds is None
+                else X_network[torch.cat([f.valid_rows for f in plan.folds]).to(device)]
+            )
+            total = float(torch.mean(judged.double() ** 2))
+
+            def held_out_r2(fitted: FittedNetwork) -> float:
+                """R² on the held-out rows as training judged them, else on all."""
+                error = fitted.kept_valid_error
+                if error is None:
+                    error = float(reconstruction_error(fitted.network, X_network))
+                return 1.0 if total == 0 else 1 - error / total
+
             if plan.continuing:
                 n_components = self._n_features_out
                 fitted = fit_code_size(n_components)
@@ -631,28 +652,22 @@ class BaseAutoencoder(
                 n_components = int(self.n_components)
                 fitted = fit_code_size(n_components)
             else:
-                judged = (
-                    X_network
-                    if plan.folds is None
-                    else X_network[
-                        torch.cat([f.valid_rows for f in plan.folds]).to(device)
-                    ]
-                )
-                total = float(torch.mean(judged.double() ** 2))
 
-                def held_out_r2(n_components: int) -> tuple[float, FittedNetwork]:
+                def fit_and_score(n_components: int) -> tuple[float, FittedNetwork]:
                     fitted = fit_code_size(n_components)
-                    error = fitted.kept_valid_error
-                    if error is None:
-                        error = float(reconstruction_error(fitted.network, X_network))
-                    return (1.0 if total == 0 else 1 - error / total), fitted
+                    return held_out_r2(fitted), fitted
 
                 n_components, fitted = smallest_sufficient_code(
-                    held_out_r2,
+                    fit_and_score,
                     pca_components_for(X, self.n_components),
                     self.n_components,
                 )
-        return n_components, fitted.network.cpu(), fitted
+            summary = None
+            if not plan.incremental:
+                # One epoch of partial_fit measures nothing: that would cost
+                # more passes over its rows than the epoch makes.
+                summary = _summarise_codes(fitted, X_network, held_out_r2(fitted))
+        return n_components, fitted.network.cpu(), fitted, summary
 
     def _record_fit(
         self,
@@ -660,6 +675,7 @@ class BaseAutoencoder(
         n_components: int,
         network: AutoencoderNet,
         result: FittedNetwork,
+        summary: CodeSummary | None,
     ) -> None:
         """Set every fitted attribute, in one block, after training succeeded."""
         continuing = plan.continuing
@@ -674,6 +690,8 @@ class BaseAutoencoder(
         self._optimizer_state = optimizer_state_to_cpu(result.optimizer_state)
         self.loss_curve_ = loss_curve
         self.n_iter_ = plan.n_iter_before + len(result.train_losses)
+        self.reconstruction_r2_ = None if summary is None else summary.r2
+        self.component_importances_ = None if summary is None else summary.importances
         if plan.folds is not None:
             previous = (
                 self.validation_scores_
@@ -873,6 +891,29 @@ class BaseAutoencoder(
                 check_rows=partial(assert_all_finite, input_name="X"),
             )
         return finite_output(output, X.dtype, module)
+
+
+class CodeSummary(NamedTuple):
+    """What a fitted network's codes keep: R², and each column's share."""
+
+    r2: float
+    importances: np.ndarray
+
+
+def _summarise_codes(fitted: FittedNetwork, X: torch.Tensor, r2: float) -> CodeSummary:
+    """Measure the code columns' importances and order the columns by them.
+
+    On at most :data:`~skae._ordering.IMPORTANCE_ROWS` evenly spaced rows of
+    standardised X; the solver's state follows the weights, so training can
+    resume from the ordered network.
+    """
+    rows = X[importance_rows(X.shape[0]).to(X.device)]
+    importances = code_importances(fitted.network, rows)
+    # Stable: columns of equal importance (unused ones, at 0) keep their order.
+    order = torch.argsort(-importances, stable=True)
+    if order_code_columns(fitted.network, order, fitted.optimizer_state):
+        importances = importances[order]
+    return CodeSummary(r2, importances.numpy())
 
 
 def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:

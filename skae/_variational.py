@@ -239,6 +239,18 @@ class VariationalAutoencoder(BaseAutoencoder):
         Number of epochs the model kept trained (with held-out rows, those of
         the refit on every row).
 
+    reconstruction_r2_ : float or None
+        Share of the data's variance the posterior means keep: ``1 - SSE /
+        SST`` of their reconstructions, on the held-out rows when ``fit`` held
+        some out, else on the training rows; None after ``partial_fit``, as
+        for :class:`AutoencoderTransformer`.
+
+    component_importances_ : ndarray of shape (`n_components_`,) or None
+        Share of the data's variance each code column carries (the rise in
+        squared reconstruction error when the column is set to its mean),
+        on at most 2048 training rows; ``fit`` orders the columns by it,
+        largest first. None when ``reconstruction_r2_`` is.
+
     n_features_in_ : int
         Number of features seen during ``fit``.
 
