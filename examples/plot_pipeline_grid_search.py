@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
@@ -36,7 +35,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, reconstruction_scorer
 
 # The folder of this script; the gallery runs it there, without __file__.
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -66,13 +65,14 @@ param_grid = [
 # %%
 # Two scores per candidate
 # ------------------------
-# ``reconstruction`` calls the reducer's reconstruction directly, so that
-# PCA and the autoencoder are measured in the same units (PCA's own ``score``
-# is a log-likelihood). For the autoencoder it equals ``reduce.score(X)``.
+# ``reconstruction`` scores the pipeline's reducer with
+# :func:`skae.reconstruction_scorer`, so that PCA and the autoencoder are
+# measured in the same units (PCA's own ``score`` is a log-likelihood). For the
+# autoencoder it equals ``reduce.score(X)``. The pipeline ends in a classifier,
+# which has no ``inverse_transform``, so the scorer gets the reducer alone.
 def reconstruction(estimator, X, y=None):
     """Negative mean squared reconstruction error of the pipeline's reducer."""
-    reducer = estimator.named_steps["reduce"]
-    return -np.mean((reducer.inverse_transform(reducer.transform(X)) - X) ** 2)
+    return reconstruction_scorer(estimator.named_steps["reduce"], X)
 
 
 search = GridSearchCV(

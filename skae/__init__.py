@@ -3,8 +3,10 @@
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._compare import compare
+from skae._onnx import register_onnx_converters
 from skae._outlier import AutoencoderOutlierDetector
 from skae._persistence import load, save
+from skae._scoring import reconstruction_scorer
 from skae._threads import fixed_threads
 from skae._training import EpochReport, epoch_callback
 from skae._variational import VariationalAutoencoder
@@ -20,5 +22,7 @@ __all__ = [
     "epoch_callback",
     "fixed_threads",
     "load",
+    "reconstruction_scorer",
+    "register_onnx_converters",
     "save",
 ]

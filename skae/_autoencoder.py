@@ -61,7 +61,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         fraction of variance, fitting one network per size it tries, and keeps
         PCA's number if no smaller code reaches it. With ``init='pca'`` the
         network starts at PCA's reconstruction, so it needs at most as many
-        components as PCA, usually fewer.
+        components as PCA, usually fewer. An int larger than the number of
+        features is a ``ValueError``, as for PCA, unless ``noise`` or
+        ``sparsity`` is set: without a term that shapes the code, a code
+        wider than the input can copy it and learns nothing.
 
     init : {'pca', 'random'}, default='pca'
         How the network starts. 'pca': a linear path set to PCA's solution
@@ -297,6 +300,28 @@ class AutoencoderTransformer(BaseAutoencoder):
         Number of epochs the model kept trained (with held-out rows, those of
         its refit on every row), including earlier calls under ``warm_start``
         or ``partial_fit``.
+
+    reconstruction_r2_ : float or None
+        Share of the data's variance the codes keep: ``1 - SSE / SST``, the
+        squared reconstruction error over the squared deviation from the
+        mean, summed over the entries. On the held-out rows, as training
+        judged the model kept, when ``fit`` held rows out (pooled over the
+        folds under cross-validation); else on the training rows. Like
+        ``explained_variance_ratio_.sum()`` of PCA, which it equals for a
+        network left at the PCA start (on the same rows). None after
+        ``partial_fit``, which measures nothing (nor does a model loaded from
+        a file of skae 0.1).
+
+    component_importances_ : ndarray of shape (`n_components_`,) or None
+        Share of the data's variance each code column carries: the rise in
+        the squared reconstruction error when that column is set to its mean,
+        over the squared deviation of the data from its mean; measured on at
+        most 2048 evenly spaced training rows. For a network left at the PCA
+        start these are PCA's ``explained_variance_ratio_``; a non-linear
+        decoder's columns interact, so their sum need not equal
+        ``reconstruction_r2_``. ``fit`` orders the code columns by it,
+        largest first, as PCA orders its components (columns of a custom
+        ``network`` keep their order). None when ``reconstruction_r2_`` is.
 
     n_features_in_ : int
         Number of features seen during ``fit``.

@@ -74,6 +74,7 @@ from skae._networks import (
     standardization_tensors,
     start_from_pca,
 )
+from skae._ordering import code_importances, importance_rows, order_code_columns
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
@@ -234,6 +235,11 @@ class BaseAutoencoder(
         """Whether the network ``architecture`` describes starts at PCA's solution."""
         return False
 
+    def _allows_overcomplete_code(self) -> bool:
+        """Whether a term of the loss keeps a code wider than X from copying X."""
+        terms = self._loss_terms()
+        return terms.noise is not None or terms.sparsity > 0
+
     # -- public API ---------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -359,7 +365,12 @@ class BaseAutoencoder(
         """Negative mean squared reconstruction error of X; higher is better.
 
         This lets :class:`~sklearn.model_selection.GridSearchCV` tune the
-        autoencoder without labels.
+        autoencoder without labels. It is not comparable with PCA's
+        :meth:`~sklearn.decomposition.PCA.score`, which is the average
+        log-likelihood of the samples under probabilistic PCA: a search that
+        compares skae with PCA (or any other reducer) must score all of them
+        with :func:`~skae.reconstruction_scorer`, which gives this same number
+        for skae's estimators.
 
         Parameters
         ----------
@@ -487,9 +498,26 @@ class BaseAutoencoder(
                 batch_size,
                 resolve_device(self.device),
             )
+            self._check_code_size(X.shape[1])
         plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
-        n_components, network, result = self._run_fit(plan)
-        self._record_fit(plan, n_components, network, result)
+        n_components, network, result, summary = self._run_fit(plan)
+        self._record_fit(plan, n_components, network, result, summary)
+
+    def _check_code_size(self, n_features: int) -> None:
+        """Refuse a code wider than X that nothing keeps from copying X, as PCA does."""
+        n_components = self.n_components
+        if (
+            isinstance(n_components, Integral)
+            and n_components > n_features
+            and not self._allows_overcomplete_code()
+        ):
+            raise ValueError(
+                f"n_components={n_components} exceeds n_features={n_features}: "
+                "a code wider than the input can copy it and learn nothing. Set "
+                f"n_components <= {n_features}, or ask for an overcomplete code "
+                "that training must shape: noise or sparsity (a "
+                "VariationalAutoencoder's kl_weight > 0 does the same)."
+            )
 
     def _plan_fit(
         self, X: np.ndarray, *, continuing: bool, incremental: bool
@@ -542,8 +570,14 @@ class BaseAutoencoder(
             n_iter_before=n_iter_before,
         )
 
-    def _run_fit(self, plan: _FitPlan) -> tuple[int, AutoencoderNet, FittedNetwork]:
-        """Train the network (one per code size tried); return it on the CPU."""
+    def _run_fit(
+        self, plan: _FitPlan
+    ) -> tuple[int, AutoencoderNet, FittedNetwork, CodeSummary | None]:
+        """Train the network (one per code size tried); return it on the CPU.
+
+        Then, except in ``partial_fit``, measure what its codes keep and put
+        their columns in order of importance.
+        """
         X, device = plan.X, plan.device
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         architecture = self._architecture_params()
@@ -630,6 +664,22 @@ class BaseAutoencoder(
                     threads=threads,
                 )
 
+            judged = (
+                X_network
+                if plan.folds is None
+                else take_rows(
+                    X_network, torch.cat([f.valid_rows for f in plan.folds])
+                )
+            )
+            total = mean_square(judged)
+
+            def held_out_r2(fitted: FittedNetwork) -> float:
+                """R² on the held-out rows as training judged them, else on all."""
+                error = fitted.kept_valid_error
+                if error is None:
+                    error = float(reconstruction_error(fitted.network, X_network))
+                return 1.0 if total == 0 else 1 - error / total
+
             if plan.continuing:
                 n_components = self._n_features_out
                 fitted = fit_code_size(n_components)
@@ -637,28 +687,22 @@ class BaseAutoencoder(
                 n_components = int(self.n_components)
                 fitted = fit_code_size(n_components)
             else:
-                judged = (
-                    X_network
-                    if plan.folds is None
-                    else take_rows(
-                        X_network, torch.cat([f.valid_rows for f in plan.folds])
-                    )
-                )
-                total = mean_square(judged)
 
-                def held_out_r2(n_components: int) -> tuple[float, FittedNetwork]:
+                def fit_and_score(n_components: int) -> tuple[float, FittedNetwork]:
                     fitted = fit_code_size(n_components)
-                    error = fitted.kept_valid_error
-                    if error is None:
-                        error = float(reconstruction_error(fitted.network, X_network))
-                    return (1.0 if total == 0 else 1 - error / total), fitted
+                    return held_out_r2(fitted), fitted
 
                 n_components, fitted = smallest_sufficient_code(
-                    held_out_r2,
+                    fit_and_score,
                     pca_components_for(X, self.n_components),
                     self.n_components,
                 )
-        return n_components, fitted.network.cpu(), fitted
+            summary = None
+            if not plan.incremental:
+                # One epoch of partial_fit measures nothing: that would cost
+                # more passes over its rows than the epoch makes.
+                summary = _summarise_codes(fitted, X_network, held_out_r2(fitted))
+        return n_components, fitted.network.cpu(), fitted, summary
 
     def _record_fit(
         self,
@@ -666,6 +710,7 @@ class BaseAutoencoder(
         n_components: int,
         network: AutoencoderNet,
         result: FittedNetwork,
+        summary: CodeSummary | None,
     ) -> None:
         """Set every fitted attribute, in one block, after training succeeded."""
         continuing = plan.continuing
@@ -680,6 +725,8 @@ class BaseAutoencoder(
         self._optimizer_state = optimizer_state_to_cpu(result.optimizer_state)
         self.loss_curve_ = loss_curve
         self.n_iter_ = plan.n_iter_before + len(result.train_losses)
+        self.reconstruction_r2_ = None if summary is None else summary.r2
+        self.component_importances_ = None if summary is None else summary.importances
         if plan.folds is not None:
             previous = (
                 self.validation_scores_
@@ -884,6 +931,29 @@ class BaseAutoencoder(
                 check_rows=partial(assert_all_finite, input_name="X"),
             )
         return finite_output(output, X.dtype, module)
+
+
+class CodeSummary(NamedTuple):
+    """What a fitted network's codes keep: R², and each column's share."""
+
+    r2: float
+    importances: np.ndarray
+
+
+def _summarise_codes(fitted: FittedNetwork, X: Rows, r2: float) -> CodeSummary:
+    """Measure the code columns' importances and order the columns by them.
+
+    On at most :data:`~skae._ordering.IMPORTANCE_ROWS` evenly spaced rows of
+    standardised X; the solver's state follows the weights, so training can
+    resume from the ordered network.
+    """
+    rows = X[importance_rows(*X.shape).to(X.device)]  # dense, also from sparse X
+    importances = code_importances(fitted.network, rows)
+    # Stable: columns of equal importance (unused ones, at 0) keep their order.
+    order = torch.argsort(-importances, stable=True)
+    if order_code_columns(fitted.network, order, fitted.optimizer_state):
+        importances = importances[order]
+    return CodeSummary(r2, importances.numpy())
 
 
 def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:

@@ -150,7 +150,17 @@ def compare(
     See Also
     --------
     AutoencoderTransformer : The autoencoder compared by default.
+    reconstruction_scorer : The same error as ``scoring=`` of a search.
     sklearn.decomposition.PCA : The linear baseline compared by default.
+
+    Notes
+    -----
+    Every method is measured by its reconstruction of the test part, never by
+    its own ``score``: PCA's :meth:`~sklearn.decomposition.PCA.score` is the
+    average log-likelihood of the samples under probabilistic PCA, on another
+    scale than skae's (minus a mean squared error). To compare reducers the
+    same way inside a search or a cross-validation, pass
+    :func:`reconstruction_scorer` as ``scoring``.
 
     Examples
     --------

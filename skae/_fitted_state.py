@@ -185,6 +185,31 @@ def _best_loss(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     return None if value == expected else f"is not {expected}, from the loss curve"
 
 
+def _reconstruction_r2(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+    # None: measured by no fit (partial_fit's, or a file from before 0.2).
+    if value is None or (_finite_float(value) and value <= 1):
+        return None
+    return "is neither None nor a finite R² (at most 1)"
+
+
+def _component_importances(
+    value: Any, state: dict[str, Any], estimator: Any
+) -> str | None:
+    if (value is None) != (state.get("reconstruction_r2_") is None):
+        return "must be None exactly when reconstruction_r2_ is None"
+    if value is None:
+        return None
+    if not (
+        isinstance(value, np.ndarray)
+        and value.dtype == np.float64
+        and value.shape == (state["_n_features_out"],)
+    ):
+        return "is not a float64 array of shape (n_components_,)"
+    if not np.isfinite(value).all():
+        return "holds NaN or inf"
+    return None
+
+
 def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     """Run zero rows through the encoder and the decoder: the widths must agree."""
     # The code size fitted: n_components as it was at fit time.
@@ -244,6 +269,8 @@ _TRANSFORMER_RULES: dict[str, tuple[bool, Rule]] = {
     "validation_scores_": (True, _validation_scores),
     "best_validation_score_": (True, _best_validation_score),
     "best_loss_": (True, _best_loss),
+    "reconstruction_r2_": (True, _reconstruction_r2),
+    "component_importances_": (True, _component_importances),
 }
 _DETECTOR_RULES: dict[str, tuple[bool, Rule]] = {
     "n_features_in_": (True, _positive_int),

@@ -78,6 +78,9 @@ _ARCHITECTURE_ADDED = {
     "loss": "squared_error",
     "code_activation": "identity",
 }
+# Fitted attributes added since the first model files, with the value that
+# says a fit measured nothing.
+_FITTED_ATTRIBUTES_ADDED = {"reconstruction_r2_": None, "component_importances_": None}
 # Limits on what a file may ask of load, beyond the tensors it holds: how deep
 # values nest (a fitted model needs about 10 levels), and the memory that
 # decoding its JSON may allocate, on top of the file's size.
@@ -715,6 +718,9 @@ def _rebuild(document: dict[str, Any], decoder: _Decoder) -> BaseEstimator:
     for attribute in attributes:
         _check_attribute_name(attribute, cls, params, decoder)
     fitted = any(attribute.endswith("_") for attribute in attributes)
+    if fitted and issubclass(cls, BaseAutoencoder):
+        for attribute, value in _FITTED_ATTRIBUTES_ADDED.items():
+            attributes.setdefault(attribute, value)
     derived: dict[str, Any] = {}
     if modules:
         try:

@@ -55,7 +55,10 @@ class VariationalAutoencoder(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Dimension of the code (the latent space): the number of features
-        ``transform`` returns.
+        ``transform`` returns. It may exceed the number of features, as the
+        KL divergence prices every code dimension the decoder relies on;
+        with ``kl_weight=0`` and no ``noise``, a code wider than the input is
+        a ``ValueError``, as for :class:`AutoencoderTransformer`.
 
     kl_weight : float, default=1.0
         Weight of the KL divergence to the prior, relative to the mean
@@ -236,6 +239,18 @@ class VariationalAutoencoder(BaseAutoencoder):
         Number of epochs the model kept trained (with held-out rows, those of
         the refit on every row).
 
+    reconstruction_r2_ : float or None
+        Share of the data's variance the posterior means keep: ``1 - SSE /
+        SST`` of their reconstructions, on the held-out rows when ``fit`` held
+        some out, else on the training rows; None after ``partial_fit``, as
+        for :class:`AutoencoderTransformer`.
+
+    component_importances_ : ndarray of shape (`n_components_`,) or None
+        Share of the data's variance each code column carries (the rise in
+        squared reconstruction error when the column is set to its mean),
+        on at most 2048 training rows; ``fit`` orders the columns by it,
+        largest first. None when ``reconstruction_r2_`` is.
+
     n_features_in_ : int
         Number of features seen during ``fit``.
 
@@ -405,6 +420,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         return LossTerms(
             noise=self.noise, noise_level=self.noise_level, kl_weight=self.kl_weight
         )
+
+    def _allows_overcomplete_code(self) -> bool:
+        # The KL term prices every code dimension the decoder relies on.
+        return self.kl_weight > 0 or super()._allows_overcomplete_code()
 
 
 def _allocate_samples(n_samples: int, n_features: int) -> np.ndarray:

@@ -62,8 +62,10 @@ CONFIGURATIONS = [
         max_iter=3,
         random_state=0,
     ),
+    # A code of one column: some checks fit make_blobs' 2 features, and a code
+    # wider than the input is refused, as PCA refuses it.
     AutoencoderTransformer(
-        n_components=3,
+        n_components=1,
         hidden_layer_sizes=(8, 4),
         activation="tanh",
         solver="sgd",
