@@ -15,6 +15,7 @@ Imports numpy and torch only.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -67,10 +68,19 @@ def open_regular_file(path: Path) -> BinaryIO:
 
     Opening does not block on a named pipe, and the descriptor itself is
     checked, so the file cannot be swapped for a pipe between check and read.
+    A loop of symbolic links is a ValueError too, as a folder is.
     """
-    _check_regular(os.stat(path).st_mode, path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(path, flags)
+    try:
+        _check_regular(os.stat(path).st_mode, path)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(
+            f"{path} is a loop of symbolic links, not a regular file; skae.load "
+            "reads model files written by skae.save."
+        ) from None
     try:
         _check_regular(os.fstat(descriptor).st_mode, path)
     except BaseException:
@@ -168,6 +178,8 @@ def _tensor_entry(
     if not (
         isinstance(entry, dict)
         and set(entry) == {"dtype", "shape", "data_offsets"}
+        # A list or an object is not a dtype name, and cannot be looked up.
+        and isinstance(entry["dtype"], str)
         and entry["dtype"] in DTYPES
         and _int_list(entry["shape"])
         and len(entry["shape"]) <= 64

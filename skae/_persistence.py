@@ -190,7 +190,8 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If ``path`` is not a regular file (a folder, a named pipe), or the file
+        If ``path`` is not a regular file (a folder, a named pipe, a loop of
+        symbolic links), or the file
         is not a skae model file (a pickle, for instance), is truncated or
         corrupted, was written by a newer file format, claims sizes it does
         not hold, or describes an estimator that is not valid or a fitted
