@@ -667,9 +667,7 @@ class BaseAutoencoder(
             judged = (
                 X_network
                 if plan.folds is None
-                else take_rows(
-                    X_network, torch.cat([f.valid_rows for f in plan.folds])
-                )
+                else take_rows(X_network, torch.cat([f.valid_rows for f in plan.folds]))
             )
             total = mean_square(judged)
 

@@ -12,20 +12,27 @@ cannot be read) with a message that names the file and says what to do.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 from sklearn.utils import check_random_state
 
+from skae._model_file import file_kind, open_regular_file
+
 BUILTIN = "digits"
 FILE_SUFFIXES = (".npz", ".npy", ".csv")
 # Names of the MNIST-style archive layout (``keras.datasets.mnist`` uses it too).
 NPZ_IMAGES, NPZ_LABELS = ("x_train", "x_test"), ("y_train", "y_test")
+_DATA_FILE_ADVICE = "give the path of a data file"
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,14 @@ def load_dataset(
         path = _existing_file(source)
         name = path.name
         suffix = path.suffix.lower()
-        if suffix == ".npz":
-            X, y, image_size = _load_npz(path)
-        elif suffix == ".npy":
-            X, y, image_size = _load_npy(path)
-        else:
-            X, y, image_size = _load_csv(path, target)
+        # Opened once, checked on the descriptor: never blocks on a named pipe.
+        with open_regular_file(path, _DATA_FILE_ADVICE) as file:
+            if suffix == ".npz":
+                X, y, image_size = _load_npz(file, path)
+            elif suffix == ".npy":
+                X, y, image_size = _load_npy(file, path)
+            else:
+                X, y, image_size = _load_csv(file, path, target)
     n_available = X.shape[0]
     if n_samples is not None and n_samples < n_available:
         rows = np.sort(
@@ -132,16 +141,30 @@ def load_dataset(
 
 
 def _existing_file(source: str | Path) -> Path:
+    """Check that ``source`` names a data file; say what it is otherwise."""
     path = Path(source)
-    if path.is_file():
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(
+            f"{path} is a loop of symbolic links; {_DATA_FILE_ADVICE}."
+        ) from None
+    if mode is not None and stat.S_ISREG(mode):
         if path.suffix.lower() not in FILE_SUFFIXES:
             raise ValueError(
                 f"{path} has an unsupported type {path.suffix or '(no suffix)'!r}; "
                 f"use a {', '.join(FILE_SUFFIXES)} file or '{BUILTIN}'."
             )
         return path
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the path of a data file.")
+    if mode is not None:
+        # A folder, a named pipe (which would block), a device such as /dev/zero.
+        raise ValueError(f"{path} is {file_kind(mode)}; {_DATA_FILE_ADVICE}.")
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link to a missing file; check it.")
     if path.suffix.lower() in FILE_SUFFIXES or len(path.parts) > 1:
         raise ValueError(f"no such file: {path}; check the path.")
     raise ValueError(
@@ -157,9 +180,11 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return digits.data / 16.0, digits.target, (8, 8)
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
+def _load_npz(
+    file: BinaryIO, path: Path
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"cannot read {path}: not a valid .npz archive.") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -177,13 +202,22 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | Non
         parts = [NPZ_IMAGES[0]]
         if {NPZ_IMAGES[1], NPZ_LABELS[1]} <= keys:
             parts.append(NPZ_IMAGES[1])
+        names = parts + [key.replace("x_", "y_") for key in parts]
         try:
-            images = [archive[key] for key in parts]
-            labels = [archive[key.replace("x_", "y_")] for key in parts]
+            arrays = {name: archive[name] for name in names}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(
                 f"cannot read {path}: the archive is damaged ({exc})."
             ) from exc
+    for name, value in arrays.items():
+        # A member that numpy.save did not write comes out as its raw bytes.
+        if not isinstance(value, np.ndarray):
+            raise ValueError(
+                f"{path}: its member {name!r} is not a NumPy array (.npy) but raw "
+                "bytes; write the archive with numpy.savez."
+            )
+    images = [arrays[key] for key in parts]
+    labels = [arrays[key.replace("x_", "y_")] for key in parts]
     shapes = [part.shape for part in images]
     if any(len(shape) < 2 for shape in shapes) or len({s[1:] for s in shapes}) > 1:
         raise ValueError(
@@ -201,9 +235,11 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | Non
     return X.reshape(len(X), -1), y, image_size
 
 
-def _load_npy(path: Path) -> tuple[np.ndarray, None, tuple[int, int] | None]:
+def _load_npy(
+    file: BinaryIO, path: Path
+) -> tuple[np.ndarray, None, tuple[int, int] | None]:
     try:
-        X = np.load(path, allow_pickle=False)
+        X = np.load(file, allow_pickle=False)
     except ValueError as exc:
         raise ValueError(
             f"cannot read {path}: not a numeric .npy array ({exc})."
@@ -218,10 +254,10 @@ def _load_npy(path: Path) -> tuple[np.ndarray, None, tuple[int, int] | None]:
 
 
 def _load_csv(
-    path: Path, target: str | None
+    file: BinaryIO, path: Path, target: str | None
 ) -> tuple[np.ndarray, np.ndarray | None, None]:
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
         raise ValueError(f"cannot read {path} as CSV: {reason}.") from exc

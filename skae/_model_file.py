@@ -15,6 +15,7 @@ Imports numpy and torch only.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -55,6 +56,7 @@ _FILE_KINDS = (
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
+    (stat.S_ISLNK, "a symbolic link"),
 )
 
 
@@ -62,31 +64,44 @@ class ModelFileError(ValueError):
     """The file is not a well-formed safetensors file; says what is wrong."""
 
 
-def open_regular_file(path: Path) -> BinaryIO:
+def open_regular_file(
+    path: Path, advice: str = "skae.load reads model files written by skae.save"
+) -> BinaryIO:
     """Open ``path`` for reading, after following links, if it is a regular file.
 
     Opening does not block on a named pipe, and the descriptor itself is
     checked, so the file cannot be swapped for a pipe between check and read.
+    Anything else, a loop of symbolic links included, is a ValueError that
+    names what ``path`` is, then gives ``advice``.
     """
-    _check_regular(os.stat(path).st_mode, path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(path, flags)
     try:
-        _check_regular(os.fstat(descriptor).st_mode, path)
+        _check_regular(os.stat(path).st_mode, path, advice)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ValueError(
+            f"{path} is a loop of symbolic links, not a regular file; {advice}."
+        ) from None
+    try:
+        _check_regular(os.fstat(descriptor).st_mode, path, advice)
     except BaseException:
         os.close(descriptor)
         raise
     return os.fdopen(descriptor, "rb")
 
 
-def _check_regular(mode: int, path: Path) -> None:
+def file_kind(mode: int) -> str:
+    """Say what a file of this ``st_mode`` is: 'a regular file', 'a folder', ..."""
     if stat.S_ISREG(mode):
-        return
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
-    raise ValueError(
-        f"{path} is {kind}, not a regular file; skae.load reads model files "
-        "written by skae.save."
-    )
+        return "a regular file"
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+
+
+def _check_regular(mode: int, path: Path, advice: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is {file_kind(mode)}, not a regular file; {advice}.")
 
 
 def read_header(file: BinaryIO, size: int) -> tuple[int, dict[str, Any]]:
@@ -112,24 +127,33 @@ def read_header(file: BinaryIO, size: int) -> tuple[int, dict[str, Any]]:
 
 def parse_json(text: str, what: str) -> Any:
     """Parse JSON whose number of objects and arrays is bounded."""
-    # Counting every bracket, strings included, is a quick upper bound.
-    if text.count("[") + text.count("{") > MAX_JSON_CONTAINERS:
-        containers = sum(
-            1
-            for match in _JSON_STRINGS_AND_OPENINGS.finditer(text)
-            if match.group() in "[{"
-        )
-        if containers > MAX_JSON_CONTAINERS:
-            raise ModelFileError(
-                f"{what} holds {containers} JSON objects and arrays, more than the "
-                f"{MAX_JSON_CONTAINERS} a model file may hold"
-            )
+    check_json_containers(text, what)
     try:
         return json.loads(text)
     except RecursionError:
         raise ModelFileError(f"{what} is nested too deeply") from None
     except ValueError as exc:
         raise ModelFileError(f"{what} cannot be parsed ({exc})") from None
+
+
+def check_json_containers(text: str, what: str) -> None:
+    """Refuse JSON of more objects and arrays than a model file may hold.
+
+    ``skae.save`` calls it too, so that it never writes a file load refuses.
+    """
+    # Counting every bracket, strings included, is a quick upper bound.
+    if text.count("[") + text.count("{") <= MAX_JSON_CONTAINERS:
+        return
+    containers = sum(
+        1
+        for match in _JSON_STRINGS_AND_OPENINGS.finditer(text)
+        if match.group() in "[{"
+    )
+    if containers > MAX_JSON_CONTAINERS:
+        raise ModelFileError(
+            f"{what} holds {containers} JSON objects and arrays, more than the "
+            f"{MAX_JSON_CONTAINERS} a model file may hold"
+        )
 
 
 def read_tensors(
@@ -168,6 +192,8 @@ def _tensor_entry(
     if not (
         isinstance(entry, dict)
         and set(entry) == {"dtype", "shape", "data_offsets"}
+        # A list or an object is not a dtype name, and cannot be looked up.
+        and isinstance(entry["dtype"], str)
         and entry["dtype"] in DTYPES
         and _int_list(entry["shape"])
         and len(entry["shape"]) <= 64

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,7 +39,9 @@ from skae._base import BaseAutoencoder
 from skae._fitted_state import check_fitted_state
 from skae._model_file import (
     HEADER_START,
+    MAX_HEADER_BYTES,
     ModelFileError,
+    check_json_containers,
     open_regular_file,
     parse_json,
     read_header,
@@ -50,6 +51,7 @@ from skae._model_file import (
 from skae._outlier import AutoencoderOutlierDetector
 from skae._variational import VariationalAutoencoder
 from skae._version import __version__
+from skae._writing import replace_file
 
 # The only classes a model file may name: skae's public estimators.
 LOADABLE_CLASSES: dict[str, type[BaseEstimator]] = {
@@ -119,13 +121,18 @@ def save(estimator: BaseEstimator, path: str | os.PathLike[str]) -> None:
         which this format refuses to store.
 
     path : str or os.PathLike
-        Where to write. An existing file is replaced.
+        Where to write. An existing file is replaced and keeps its permission
+        bits; a symbolic link is followed, so the file it points to is
+        replaced and the link kept.
 
     Raises
     ------
     TypeError
         If ``estimator`` is not one of skae's own estimator classes, or holds
         a parameter or attribute that is not data (for instance a callable).
+    ValueError
+        If the file would be larger than :func:`load` reads (a network of
+        thousands of layers), or ``path`` is a loop of symbolic links.
 
     See Also
     --------
@@ -135,6 +142,13 @@ def save(estimator: BaseEstimator, path: str | os.PathLike[str]) -> None:
     -----
     ``pickle`` and ``joblib`` work as well, and keep anything, custom
     networks included; load such files only from sources you trust.
+
+    The file is written to a temporary file beside it, named
+    ``.skae-tmp.<name>.<token>``, then renamed over it, so a crash or
+    ``kill -9`` during ``save`` leaves the old file whole. The temporary file
+    of such an interrupted save stays behind; the next ``save`` to the same
+    path removes it (on POSIX systems, where a lock tells a save in progress
+    from an interrupted one).
 
     Examples
     --------
@@ -158,7 +172,10 @@ def save(estimator: BaseEstimator, path: str | os.PathLike[str]) -> None:
         _DOCUMENT_KEY: json.dumps(document, separators=(",", ":")),
     }
     metadata[_CHECKSUM_KEY] = _checksum(metadata, encoder.tensors)
-    _write_atomically(encoder.tensors, metadata, Path(path))
+    content = safetensors.torch.save(encoder.tensors, metadata=metadata)
+    _check_loadable(content, metadata[_DOCUMENT_KEY], estimator)
+    # Written here, not by safetensors, whose files are private to their owner.
+    replace_file(Path(path), lambda file: file.write(content), follow_links=True)
 
 
 def load(path: str | os.PathLike[str]) -> BaseEstimator:
@@ -193,7 +210,8 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If ``path`` is not a regular file (a folder, a named pipe), or the file
+        If ``path`` is not a regular file (a folder, a named pipe, a loop of
+        symbolic links), or the file
         is not a skae model file (a pickle, for instance), is truncated or
         corrupted, was written by a newer file format, claims sizes it does
         not hold, or describes an estimator that is not valid or a fitted
@@ -342,25 +360,24 @@ def _detached(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("cpu", copy=True).contiguous()
 
 
-def _write_atomically(
-    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path
-) -> None:
-    """Write beside ``path``, then rename: a crash never leaves half a file.
-
-    The bytes are written here rather than by ``safetensors``, whose files are
-    private to their owner, so that a model file gets the usual permissions.
-    """
-    content = safetensors.torch.save(tensors, metadata=metadata)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _check_loadable(content: bytes, document: str, estimator: BaseEstimator) -> None:
+    """Refuse to write a file that load would refuse for its size alone."""
+    length = int.from_bytes(content[:HEADER_START], "little")
     try:
-        with open(temporary, "xb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        if length > MAX_HEADER_BYTES:
+            raise ModelFileError(
+                f"its header takes {length} bytes, more than the {MAX_HEADER_BYTES} "
+                "a model file may hold"
+            )
+        header = content[HEADER_START : HEADER_START + length].decode("utf-8")
+        check_json_containers(header, "its header")
+        check_json_containers(document, "its JSON document")
+    except ModelFileError as exc:
+        raise ValueError(
+            f"{type(estimator).__name__} is too large for a skae model file: {exc}, "
+            "so skae.load would refuse it. A network of fewer layers fits; pickle "
+            "and joblib store any model (load those from trusted sources only)."
+        ) from None
 
 
 # -- reading ----------------------------------------------------------------------

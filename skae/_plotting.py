@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skae._writing import replace_file
+
 MISSING_MATPLOTLIB = (
     'skae\'s figures need matplotlib: pip install "skae[plot]" '
     "(or pip install matplotlib)."
@@ -71,8 +73,17 @@ def _log_y(ax: Any) -> None:
 
 
 def _save(figure: Any, path: str | Path) -> Path:
+    """Write the figure whole, in the format of ``path``'s suffix.
+
+    A symbolic link at ``path`` is replaced by the figure, not written through.
+    """
     path = Path(path)
-    figure.savefig(path, dpi=DPI)
+    image_format = path.suffix[1:].lower() or None
+    replace_file(
+        path,
+        lambda file: figure.savefig(file, dpi=DPI, format=image_format),
+        follow_links=False,
+    )
     return path
 
 

@@ -168,15 +168,22 @@ class VariationalAutoencoder(BaseAutoencoder):
         Seeds weight initialisation, shuffling, dropout, the noise of
         denoising, the codes a variational autoencoder draws in training and
         the validation split. Fitting never changes torch's global random
-        state. With an int, results on CPU are identical, bit for bit, from
-        one call to the next whenever torch runs on the same numbers of
-        threads: always inside :func:`fixed_threads`, and always for networks
-        whose training and inference steps are small enough to run on one
-        thread by rule. For larger steps skae chooses thread counts by
-        timing, and results then agree only to rounding (about 1e-7 relative
-        per step, which training can amplify) unless the same counts were
-        chosen; pin them with :func:`fixed_threads` where bit-identical
-        results matter (see :ref:`threads`).
+        state. With an int, a fit on CPU is identical, bit for bit, from one
+        call or process to the next, and so are its outputs after
+        :func:`save` and :func:`load`, whenever each step runs on the same
+        number of torch threads: always inside :func:`fixed_threads`, and
+        always for networks whose training and inference steps are small
+        enough to run on one thread by rule (the default network on the
+        64-pixel digits is). For larger steps skae chooses thread counts by
+        timing, so the counts can change from run to run, and with them the
+        order in which some kernels add: batch normalisation
+        (``batch_norm=True``) sums its batch statistics in an order that
+        depends on the count, so such fits then agree only to rounding (about
+        1e-7 relative per step, which training can amplify). Dense layers
+        without it gave the same bits on one and two threads when measured,
+        which torch does not promise. Pin the count with
+        :func:`fixed_threads` where bit-identical results matter (see
+        :ref:`threads`).
 
     verbose : bool, default=False
         Print the training (and validation) loss after each epoch.

@@ -4,15 +4,19 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from skae._cli import FILES, FitProgress, main
+from skae._cli import main
+from skae._command import FILES, FitProgress
 from tests.helpers import SHARED_DATA
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -208,6 +212,17 @@ def write_npz(**arrays):
     return make
 
 
+def write_npz_of_raw_bytes(folder):
+    """A zip whose x_train is no .npy file: numpy gives its bytes, not an array."""
+    path = folder / "data.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train", b"not an array")
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros(3))
+        archive.writestr("y_train.npy", buffer.getvalue())
+    return path
+
+
 @pytest.mark.parametrize(
     "make_data, extra, message",
     [
@@ -228,6 +243,11 @@ def write_npz(**arrays):
         (write_csv("a,b\n1,2\n3,4\n"), ["--target", "c"], "has no column 'c'"),
         (lambda folder: "digits", ["--target", "c"], "not a CSV file"),
         (write_npz(images=np.zeros((3, 2))), [], "needs 'x_train' and 'y_train'"),
+        (
+            write_npz_of_raw_bytes,
+            [],
+            r"data.npz: its member 'x_train' is not a NumPy array \(.npy\) but raw",
+        ),
         (
             write_npz(x_train=np.zeros((3, 2, 2)), y_train=np.zeros(2)),
             [],
@@ -259,6 +279,136 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys, make_data, extra, mess
     assert re.search(message, err)
     # The error comes before anything else, training included.
     assert out == ""
+
+
+def make_fifo(folder):
+    os.mkfifo(folder / "data.csv")
+    return folder / "data.csv"
+
+
+def make_loop(folder):
+    (folder / "a.csv").symlink_to(folder / "b.csv")
+    (folder / "b.csv").symlink_to(folder / "a.csv")
+    return folder / "a.csv"
+
+
+def link_to(target, name):
+    def make(folder):
+        (folder / name).symlink_to(target)
+        return folder / name
+
+    return make
+
+
+@pytest.mark.skipif(os.name != "posix", reason="named pipes and devices are POSIX")
+@pytest.mark.parametrize(
+    "make_data, message",
+    [
+        (make_fifo, r"data.csv is a named pipe \(FIFO\); give the path of a data"),
+        (lambda folder: "/dev/zero", "/dev/zero is a character device; give the"),
+        (link_to("/dev/zero", "zero.npy"), "zero.npy is a character device"),
+        (make_loop, "a.csv is a loop of symbolic links; give the path"),
+        (link_to("gone.csv", "data.csv"), "data.csv is a symbolic link to a missing"),
+    ],
+    ids=["fifo", "dev-zero", "link-to-dev-zero", "link-loop", "dangling-link"],
+)
+def test_data_that_is_not_a_regular_file_is_named(tmp_path, capsys, make_data, message):
+    data = make_data(tmp_path)
+    status, out, err = run(capsys, "--data", str(data), "--output", str(tmp_path))
+    assert (status, out) == (1, "")
+    assert re.search(message, err) and err.count("\n") == 1
+
+
+def run_within(seconds, capsys, *args):
+    """Run the command in a thread: a test must fail, not hang, on a blocked write."""
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(status=main(list(args))))
+    thread.daemon = True
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "skae compare blocked"
+    out, err = capsys.readouterr()
+    return outcome["status"], out, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_output_file_that_is_a_named_pipe_is_refused_before_training(tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    os.mkfifo(output / FILES["table"])
+    try:
+        status, out, err = run_within(
+            120, capsys, "compare", *TINY, "--no-plots", "--output", str(output)
+        )
+    finally:
+        # Lets a blocked writer go, should the check ever be lost.
+        os.close(os.open(output / FILES["table"], os.O_RDONLY | os.O_NONBLOCK))
+    assert status == 1 and out == ""
+    assert (
+        f"holds {FILES['table']}, which cannot be replaced (a named pipe (FIFO))" in err
+    )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need POSIX")
+def test_linked_output_files_are_replaced_not_written_through(tmp_path, capsys):
+    output, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    output.mkdir()
+    elsewhere.mkdir()
+    for name in (FILES["table"], FILES["loss"]):
+        (elsewhere / name).write_text("keep me")
+        (output / name).symlink_to(elsewhere / name)
+    status, _, _ = run(
+        capsys,
+        *TINY,
+        "-k",
+        "2",
+        "--variance",
+        "off",
+        "--no-plots",
+        "--output",
+        str(output),
+    )
+    assert status == 0
+    assert pd.read_csv(output / FILES["table"])["method"].iloc[0] == "PCA"
+    # Figures are written the same way.
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from skae._plotting import _save
+
+    _save(Figure(figsize=(1, 1)), output / FILES["loss"])
+    assert (output / FILES["loss"]).read_bytes()[:8] == PNG_SIGNATURE
+    for name in (FILES["table"], FILES["loss"]):
+        assert (elsewhere / name).read_text() == "keep me"
+        assert not (output / name).is_symlink()
+    assert written(output) == sorted([FILES["table"], FILES["loss"]])
+
+
+def test_interrupt_while_starting_exits_with_130_without_traceback(tmp_path):
+    """Ctrl-C while the command imports NumPy, pandas and torch (seconds)."""
+    script = (
+        "import sys, time\n"
+        "class Announce:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy':\n"
+        "            print('importing numpy', flush=True)\n"
+        "            time.sleep(30)  # until the signal comes\n"
+        "sys.meta_path.insert(0, Announce())\n"
+        "import skae._cli\n"
+        "sys.exit(skae._cli.main(['compare', '--help']))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert child.stdout.readline() == "importing numpy\n"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert (child.returncode, err) == (130, "skae: interrupted\n")
 
 
 def test_output_that_is_a_file(tmp_path, capsys):
@@ -306,7 +456,7 @@ def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
             * 30
         )
 
-    monkeypatch.setattr("skae._cli.run_comparison", out_of_memory)
+    monkeypatch.setattr("skae._command.run_comparison", out_of_memory)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert status == 1
     assert err.count("\n") == 1
@@ -314,7 +464,7 @@ def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
     assert "not enough memory" in err
     assert len(err) < 400
 
-    monkeypatch.setattr("skae._cli.run_comparison", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("skae._command.run_comparison", lambda *a, **k: 1 / 0)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert (status, err) == (
         1,
@@ -354,7 +504,7 @@ def test_interrupt_exits_with_130(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("skae._cli.run_comparison", interrupted)
+    monkeypatch.setattr("skae._command.run_comparison", interrupted)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert (status, err) == (130, "skae compare: interrupted\n")
 
@@ -362,10 +512,10 @@ def test_interrupt_exits_with_130(tmp_path, capsys, monkeypatch):
 def test_closed_stdout_exits_with_1_silently(tmp_path):
     """The reader of stdout left (skae compare | head): status 1, no traceback."""
     script = (
-        "import sys, skae._cli\n"
+        "import sys, skae._cli, skae._command\n"
         "def gone(args):\n"
         "    raise BrokenPipeError\n"
-        "skae._cli.run_compare = gone\n"
+        "skae._command.run_compare = gone\n"
         "sys.exit(skae._cli.main(['compare']))\n"
     )
     result = subprocess.run(
@@ -431,7 +581,7 @@ def test_installed_console_script():
 
 
 def test_epochs_default_to_the_estimators_auto_budget():
-    from skae._cli import build_parser
+    from skae._command import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["compare"]).epochs == "auto"

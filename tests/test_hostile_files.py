@@ -203,6 +203,19 @@ BAD_HEADERS = {
         raw_safetensors({"t": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}),
         "invalid entry for tensor 't'",
     ),
+    "dtype-that-is-a-list": (
+        raw_safetensors(
+            {"t": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4
+        ),
+        "invalid entry for tensor 't'",
+    ),
+    "dtype-that-is-an-object": (
+        raw_safetensors(
+            {"t": {"dtype": {"F32": 1}, "shape": [1], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+        ),
+        "invalid entry for tensor 't'",
+    ),
     "negative-shape": (
         raw_safetensors({"t": {"dtype": "U8", "shape": [-1], "data_offsets": [0, 0]}}),
         "invalid entry for tensor 't'",
@@ -288,6 +301,15 @@ def test_folders_and_devices_are_refused(tmp_path):
     if os.path.exists(os.devnull) and os.name == "posix":
         with pytest.raises(ValueError, match="is a character device"):
             load(os.devnull)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need POSIX")
+def test_loop_of_symbolic_links_is_refused(tmp_path):
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    with pytest.raises(ValueError, match="is a loop of symbolic links, not a regular"):
+        load(first)
 
 
 def test_link_to_a_model_file_loads(fitted, saved, frame, tmp_path):

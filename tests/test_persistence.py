@@ -3,8 +3,13 @@
 import copy
 import functools
 import json
+import os
 import pickle
+import stat
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -22,6 +27,7 @@ from torch import nn
 import skae
 from skae import AutoencoderTransformer, load, save
 from skae._persistence import LOADABLE_CLASSES, _checksum
+from skae._writing import fcntl, temporary_prefix
 from tests.helpers import assert_same, low_rank_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -311,6 +317,141 @@ def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
     plain.write_bytes(b"")
     save(fitted, tmp_path / "model.safetensors")
     assert (tmp_path / "model.safetensors").stat().st_mode == plain.stat().st_mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o600, 0o640], ids=oct)
+def test_resaving_keeps_the_files_permission_bits(mode, fitted, saved):
+    saved.chmod(mode)
+    save(fitted, saved)
+    assert stat.S_IMODE(saved.stat().st_mode) == mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need POSIX")
+def test_saving_to_a_link_replaces_the_file_it_points_to(fitted, data, tmp_path):
+    target = tmp_path / "models" / "model.safetensors"
+    target.parent.mkdir()
+    target.write_bytes(b"an older model")
+    target.chmod(0o600)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(target)
+    save(fitted, link)
+    assert link.is_symlink() and link.resolve() == target
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert_round_trip(load(target), fitted, data)
+    assert sorted(path.name for path in target.parent.iterdir()) == [target.name]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need POSIX")
+def test_saving_to_a_loop_of_links_is_refused(fitted, tmp_path):
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    with pytest.raises(ValueError, match="is a loop of symbolic links"):
+        save(fitted, first)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [first.name, second.name]
+
+
+@pytest.mark.parametrize("name", ["m" * 220, "m" * 255, "é" * 127], ids=len)
+def test_longest_names_save_and_load(name, fitted, data, tmp_path):
+    """The temporary name fits NAME_MAX (255 bytes) whatever the target's name."""
+    save(fitted, tmp_path / name)
+    assert_round_trip(load(tmp_path / name), fitted, data)
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+
+
+def abandoned_temporary(path, token="0123456789abcdef"):
+    """The file a save to ``path`` killed mid-write leaves behind."""
+    temporary = path.with_name(temporary_prefix(path.name) + token)
+    temporary.write_bytes(b"half a model")
+    return temporary
+
+
+@pytest.mark.skipif(fcntl is None, reason="only POSIX locks tell a live save")
+def test_next_save_removes_temporaries_of_interrupted_saves(fitted, saved):
+    abandoned = abandoned_temporary(saved)
+    long_name = saved.with_name("m" * 250)
+    abandoned_long = abandoned_temporary(long_name)
+    other = abandoned_temporary(saved.with_name("other.safetensors"))
+    in_progress = abandoned_temporary(saved, token="fedcba9876543210")
+    with open(in_progress, "rb") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)  # as a save in another process holds it
+        save(fitted, saved)
+        save(fitted, long_name)
+    assert abandoned.name.startswith(".skae-tmp.model.safetensors.")
+    assert not abandoned.exists() and not abandoned_long.exists()
+    # Another file's, and a save still writing: left alone.
+    assert other.exists() and in_progress.exists()
+    load(saved)
+
+
+@pytest.mark.skipif(fcntl is None, reason="only POSIX locks tell a live save")
+def test_kill_during_save_leaves_the_old_file_and_a_temporary_the_next_removes(
+    fitted, saved, tmp_path
+):
+    before = saved.read_bytes()
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from skae._writing import replace_file\n"
+        "def write(file):\n"
+        "    file.write(b'half a model')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+        "replace_file(Path(sys.argv[1]), write, follow_links=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(saved)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    try:
+        assert child.stdout.readline() == b"writing\n"
+    finally:
+        child.kill()
+        child.wait()
+    leftovers = [path for path in tmp_path.iterdir() if path != saved]
+    assert len(leftovers) == 1
+    assert leftovers[0].name.startswith(".skae-tmp.model.safetensors.")
+    assert saved.read_bytes() == before
+    save(fitted, saved)
+    assert list(tmp_path.iterdir()) == [saved]
+
+
+def header_and_document_containers(path):
+    """JSON objects and arrays in a model file's header and in its document."""
+
+    def count(value):
+        if isinstance(value, dict):
+            return 1 + sum(count(item) for item in value.values())
+        if isinstance(value, list):
+            return 1 + sum(count(item) for item in value)
+        return 0
+
+    content = path.read_bytes()
+    length = int.from_bytes(content[:8], "little")
+    header = json.loads(content[8 : 8 + length])
+    return count(header), count(json.loads(header["__metadata__"]["skae.model"]))
+
+
+def test_save_refuses_a_file_load_would_refuse_for_its_size(fitted, saved, monkeypatch):
+    """Thousands of layers make a header load refuses: save refuses it first."""
+    limit = max(header_and_document_containers(saved))
+    monkeypatch.setattr("skae._model_file.MAX_JSON_CONTAINERS", limit)
+    save(fitted, saved)
+    load(saved)
+    before = saved.read_bytes()
+    monkeypatch.setattr("skae._model_file.MAX_JSON_CONTAINERS", limit - 1)
+    with pytest.raises(ValueError, match="a model file may hold") as error:
+        load(saved)
+    assert "AutoencoderTransformer is too large" not in str(error.value)
+    with pytest.raises(
+        ValueError,
+        match=rf"AutoencoderTransformer is too large for a skae model file: .* more "
+        rf"than the {limit - 1} a model file may hold, so skae.load would refuse",
+    ):
+        save(fitted, saved)
+    assert saved.read_bytes() == before
 
 
 def test_load_missing_file(tmp_path):
