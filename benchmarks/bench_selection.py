@@ -52,8 +52,10 @@ def mid_tables(seed: int) -> Iterator[tuple[str, list, list[int]]]:
         if name.startswith("_") or not hasattr(loader, "load_pandas"):
             continue
         X = loader.load_pandas().data.select_dtypes("number").dropna().to_numpy(float)
+        if not MIN_ROWS <= len(X) <= MAX_ROWS:
+            continue
         X = X[:, X.std(axis=0) > 0]
-        if not (MIN_ROWS <= len(X) <= MAX_ROWS and X.shape[1] >= MIN_COLUMNS):
+        if X.shape[1] < MIN_COLUMNS:
             continue
         X_train, X_test = train_test_split(X, test_size=0.25, random_state=seed)
         varying = X_train.std(axis=0) > 0

@@ -100,8 +100,10 @@ def small_tables() -> Iterator[tuple[str, np.ndarray]]:
         if name.startswith("_") or not hasattr(loader, "load_pandas"):
             continue
         X = loader.load_pandas().data.select_dtypes("number").dropna().to_numpy(float)
+        if not 10 <= len(X) <= 100:
+            continue
         X = X[:, X.std(axis=0) > 0]
-        if 10 <= len(X) <= 100 and X.shape[1] >= MIN_COLUMNS:
+        if X.shape[1] >= MIN_COLUMNS:
             yield f"sm_{name}", X
 
 

@@ -424,8 +424,8 @@ def train(
                 _print_stop(config, validation=judged, asked=stop_asked)
             break
     bar.close()
-    for run in runs:
-        _check_finite_weights(run.network, config)
+    for run, optimizer in zip(runs, optimizers, strict=True):
+        _check_finite_weights(run.network, optimizer, config)
         run.network.eval()
     if len(runs) == 1:
         result.optimizer_state = optimizers[0].state_dict()
@@ -446,12 +446,25 @@ def _check_finite(loss: float, epoch: int, config: TrainingConfig) -> None:
         )
 
 
-def _check_finite_weights(network: nn.Module, config: TrainingConfig) -> None:
-    """Catch weights that overflowed in the last step, after its loss was taken."""
+def _check_finite_weights(
+    network: nn.Module, optimizer: torch.optim.Optimizer, config: TrainingConfig
+) -> None:
+    """Catch weights, or the solver's moments, that overflowed in the last step.
+
+    Moments overflow (squared gradients beyond float32) before weights do; a
+    model holding them could not resume training.
+    """
     tensors = [t for t in network.state_dict().values() if t.is_floating_point()]
+    tensors += [
+        value
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+    ]
     if tensors and not torch.stack([t.isfinite().all() for t in tensors]).all():
         raise ValueError(
-            "Training diverged: the weights became inf or NaN in the last step. Lower "
+            "Training diverged: the weights or the solver's moments became inf or "
+            "NaN in the last step. Lower "
             f"learning_rate_init (it is {config.learning_rate_init:g}), or check the "
             "input for extreme values."
         )

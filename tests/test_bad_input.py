@@ -749,12 +749,28 @@ def test_divergence_in_the_very_last_step_is_detected(solver):
     model = make_model(
         solver=solver, learning_rate_init=1e308, max_iter=1, batch_size=20
     )
-    with pytest.raises(ValueError, match="weights became inf or NaN in the last step"):
+    with pytest.raises(ValueError, match="became inf or NaN in the last step"):
         model.fit(data())
     assert not hasattr(model, "encoder_")
-    with pytest.raises(ValueError, match="weights became inf or NaN in the last step"):
+    with pytest.raises(ValueError, match="became inf or NaN in the last step"):
         model.partial_fit(data())
     assert not hasattr(model, "encoder_")
+
+
+def test_moments_that_overflow_are_divergence_not_a_model_that_cannot_resume():
+    """Squared gradients beyond float32 while the weights stay finite."""
+    X = np.array([[1, 1], [1, 0], [1, 1], [1, 1]], dtype=np.float32)
+    model = AutoencoderTransformer(
+        n_components=2,
+        hidden_layer_sizes=(4,),
+        learning_rate_init=1e4,
+        max_iter=1,
+        random_state=0,
+    )
+    with pytest.raises(ValueError, match="Training diverged"):
+        model.fit(X)
+        for _ in range(3):
+            model.partial_fit(X)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "adamw"])

@@ -217,6 +217,9 @@ def test_a_bad_cell_never_changes_a_fitted_model(
     params=parameter_sets(),
 )
 def test_save_load_round_trip_is_exact(cls, X, params):
+    if params["noise"] is None and not params["sparsity"]:
+        # Wider codes are refused (test_fit_transform_contract).
+        params = {**params, "n_components": min(params["n_components"], X.shape[1])}
     model = build(cls, params).fit(X)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.safetensors")
