@@ -207,6 +207,14 @@ def take_rows(X: Rows, rows: torch.Tensor) -> Rows:
     return X[rows.to(X.device)]
 
 
+def batch_rows(X: Rows, rows: torch.Tensor) -> torch.Tensor:
+    """Return ``X[rows]`` dense: a training batch gathered from X."""
+    if isinstance(X, torch.Tensor):
+        # index_select gathers rows several times faster than indexing does.
+        return torch.index_select(X, 0, rows)
+    return X[rows]
+
+
 def mean_square(X: Rows) -> float:
     """Mean of the squares of X's entries, in float64; sparse X batch by batch."""
     if not isinstance(X, SparseRows):

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from skae._data import INFERENCE_BATCH_SIZE, Rows, batch_bounds
+from skae._data import INFERENCE_BATCH_SIZE, Rows, batch_bounds, batch_rows
 from skae._progress import progress_bar
 from skae._solvers import build_solver, resumes, solver_state_problem
 from skae._threads import ThreadChooser
@@ -151,7 +151,7 @@ def run_epoch(
         )
         with step_threads:
             with mixed:
-                loss = batch_loss(X[order[start:stop]]).float()
+                loss = batch_loss(batch_rows(X, order[start:stop])).float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
