@@ -2,11 +2,12 @@
 Training curves and early stopping
 ==================================
 
-Every fit records its progress: ``loss_curve_`` holds the training loss of each
-epoch and, with ``early_stopping=True``, ``validation_scores_`` holds the score
-on a held-out part of the training data after each epoch. Both are in the
-input's units (squared pixel values here), so they can be drawn on one axis and
-compared with the error on a test set.
+Every fit records its progress: with ``early_stopping=True``,
+``validation_scores_`` holds the score on a held-out part of the training data
+after each judged epoch, and ``loss_curve_`` the training loss of each epoch of
+the model kept, which is refitted on every row for the best epoch's number of
+epochs. Both are in the input's units (squared pixel values here), so they can
+be drawn on one axis and compared with the error on a test set.
 """
 
 # %%
@@ -14,9 +15,9 @@ compared with the error on a test set.
 # -----------------------
 # ``validation_fraction=0.1`` of the training digits is held out. Training stops
 # once the validation score has not improved by at least ``tol`` for more than
-# ``n_iter_no_change`` epochs, and the weights of the best validation epoch are
-# kept. A patience of 20 epochs, twice the default, lets the curves run on a
-# little past the best epoch.
+# ``n_iter_no_change`` epochs; the best validation epoch sets how long the model
+# kept trains on all the rows. A patience of 20 epochs, twice the default, lets
+# the curves run on a little past the best epoch.
 import sys
 from pathlib import Path
 
@@ -55,11 +56,12 @@ print(f"test MSE of the fit model: {test_mse:.3f}")
 # mean squared errors, in the same units as ``loss_curve_``. The training loss
 # is averaged over the epoch's mini-batches while the weights change; the
 # validation error is measured once, at the end of the epoch.
-epochs = np.arange(1, ae.n_iter_ + 1)
 fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-ax.plot(epochs, ae.loss_curve_, label="training loss (loss_curve_)")
 ax.plot(
-    epochs,
+    np.arange(1, ae.n_iter_ + 1), ae.loss_curve_, label="training loss (loss_curve_)"
+)
+ax.plot(
+    np.arange(1, len(ae.validation_scores_) + 1),
     -np.asarray(ae.validation_scores_),
     label="validation error (-validation_scores_)",
 )
@@ -87,6 +89,7 @@ plt.show()
 # %%
 # The gap between the two curves is the autoencoder learning its training
 # digits better than digits it has not seen. The validation error flattens
-# first; early stopping ends training there and restores the best weights. The
-# fitted model's error on the test set lies close to the best validation error:
-# the held-out tenth is a fair judge of digits the model has never seen.
+# first; early stopping ends training there, and the refit on every row stops
+# at the best epoch. The fitted model's error on the test set lies close to the
+# best validation error: the held-out tenth is a fair judge of digits the model
+# has never seen.

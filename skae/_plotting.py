@@ -304,10 +304,10 @@ def plot_loss_curves(
 
     colors = colormaps["viridis"](np.linspace(0, 0.9, len(curves)))
     for color, (k, (train, valid)) in zip(colors, sorted(curves.items()), strict=True):
-        epochs = np.arange(1, len(train) + 1)
-        axes[0].plot(epochs, train, color=color, label=f"k = {k}")
+        # A refit on every row may train fewer epochs than were judged.
+        axes[0].plot(range(1, len(train) + 1), train, color=color, label=f"k = {k}")
         if valid is not None:
-            axes[1].plot(epochs[: len(valid)], valid, color=color, label=f"k = {k}")
+            axes[1].plot(range(1, len(valid) + 1), valid, color=color, label=f"k = {k}")
     panel_titles = ["training loss", "validation loss (held-out training data)"]
     for ax, panel_title in zip(axes, panel_titles, strict=False):
         ax.set_title(panel_title)
