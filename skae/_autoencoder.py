@@ -313,7 +313,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         squared reconstruction error over the squared deviation from the
         mean, summed over the entries. On the held-out rows, as training
         judged the model kept, when ``fit`` held rows out (pooled over the
-        folds under cross-validation); else on the training rows. Like
+        folds under cross-validation); else on the training rows (at most
+        2048 of them, evenly spaced, as for the importances). Like
         ``explained_variance_ratio_.sum()`` of PCA, which it equals for a
         network left at the PCA start (on the same rows). None after
         ``partial_fit``, which measures nothing (nor does a model loaded from

@@ -699,7 +699,11 @@ class BaseAutoencoder(
             if not plan.incremental:
                 # One epoch of partial_fit measures nothing: that would cost
                 # more passes over its rows than the epoch makes.
-                summary = _summarise_codes(fitted, X_network, held_out_r2(fitted))
+                summary = _summarise_codes(
+                    fitted,
+                    X_network,
+                    None if fitted.kept_valid_error is None else held_out_r2(fitted),
+                )
         return n_components, fitted.network.cpu(), fitted, summary
 
     def _record_fit(
@@ -938,14 +942,19 @@ class CodeSummary(NamedTuple):
     importances: np.ndarray
 
 
-def _summarise_codes(fitted: FittedNetwork, X: Rows, r2: float) -> CodeSummary:
+def _summarise_codes(fitted: FittedNetwork, X: Rows, r2: float | None) -> CodeSummary:
     """Measure the code columns' importances and order the columns by them.
 
     On at most :data:`~skae._ordering.IMPORTANCE_ROWS` evenly spaced rows of
-    standardised X; the solver's state follows the weights, so training can
+    standardised X, which also give the R² when no rows were held out
+    (``r2`` None); the solver's state follows the weights, so training can
     resume from the ordered network.
     """
     rows = X[importance_rows(*X.shape).to(X.device)]  # dense, also from sparse X
+    if r2 is None:
+        total = mean_square(rows)
+        error = float(reconstruction_error(fitted.network, rows))
+        r2 = 1.0 if total == 0 else 1 - error / total
     importances = code_importances(fitted.network, rows)
     # Stable: columns of equal importance (unused ones, at 0) keep their order.
     order = torch.argsort(-importances, stable=True)

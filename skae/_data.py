@@ -216,9 +216,11 @@ def batch_rows(X: Rows, rows: torch.Tensor) -> torch.Tensor:
 
 
 def mean_square(X: Rows) -> float:
-    """Mean of the squares of X's entries, in float64; sparse X batch by batch."""
-    if not isinstance(X, SparseRows):
-        return float(torch.mean(X.double() ** 2))
+    """Mean of the squares of X's entries, in float64, batch by batch.
+
+    Batches keep the float64 copy small: a copy of all of X would take twice
+    its float32 size, and its square as much again.
+    """
     total = sum(
         float(torch.sum(X[start:stop].double() ** 2))
         for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE)

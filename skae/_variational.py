@@ -249,7 +249,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     reconstruction_r2_ : float or None
         Share of the data's variance the posterior means keep: ``1 - SSE /
         SST`` of their reconstructions, on the held-out rows when ``fit`` held
-        some out, else on the training rows; None after ``partial_fit``, as
+        some out, else on at most 2048 training rows; None after ``partial_fit``, as
         for :class:`AutoencoderTransformer`.
 
     component_importances_ : ndarray of shape (`n_components_`,) or None
