@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from bench_vs_pca import panel, row_errors, small_panel
+from bench_vs_pca import panel, row_errors, small_panel, statsmodels_tables
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -38,25 +38,12 @@ import skae._fitting as fitting
 from skae import AutoencoderTransformer
 from skae._fitting import trained_beats_start
 
-MIN_ROWS, MAX_ROWS, MIN_COLUMNS = 101, 6000, 4
+MIN_ROWS, MAX_ROWS = 101, 6000
 
 
 def mid_tables(seed: int) -> Iterator[tuple[str, list, list[int]]]:
     """Yield statsmodels' mid-size tables as (name, [(X_train, X_test)], ks)."""
-    try:
-        import statsmodels.datasets as tables
-    except ImportError:
-        return
-    for name in sorted(dir(tables)):
-        loader = getattr(tables, name)
-        if name.startswith("_") or not hasattr(loader, "load_pandas"):
-            continue
-        X = loader.load_pandas().data.select_dtypes("number").dropna().to_numpy(float)
-        if not MIN_ROWS <= len(X) <= MAX_ROWS:
-            continue
-        X = X[:, X.std(axis=0) > 0]
-        if X.shape[1] < MIN_COLUMNS:
-            continue
+    for name, X in statsmodels_tables(MIN_ROWS, MAX_ROWS):
         X_train, X_test = train_test_split(X, test_size=0.25, random_state=seed)
         varying = X_train.std(axis=0) > 0
         scaler = StandardScaler().fit(X_train[:, varying])
@@ -64,7 +51,7 @@ def mid_tables(seed: int) -> Iterator[tuple[str, list, list[int]]]:
         X_test = scaler.transform(X_test[:, varying])
         d = X_train.shape[1]
         ks = sorted({k for k in (2, d // 4, d // 2) if 1 <= k < d})
-        yield f"sm_{name}", [(X_train, X_test)], ks
+        yield name, [(X_train, X_test)], ks
 
 
 def groups(seed: int) -> Iterator[tuple[str, str, list, list[int]]]:

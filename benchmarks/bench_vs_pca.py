@@ -91,6 +91,17 @@ def small_tables() -> Iterator[tuple[str, np.ndarray]]:
         rows = np.random.RandomState(0).permutation(len(X))
         for n in SMALL_SIZES:
             yield f"{name}_{n}", X[rows[:n]]
+    yield from statsmodels_tables(10, 100)
+
+
+def statsmodels_tables(
+    min_rows: int, max_rows: int
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, X) for statsmodels' numeric tables of that many rows.
+
+    Complete rows only, constant columns dropped, at least :data:`MIN_COLUMNS`
+    columns left; nothing where statsmodels (the ``bench`` extra) is absent.
+    """
     try:
         import statsmodels.datasets as tables
     except ImportError:
@@ -100,7 +111,7 @@ def small_tables() -> Iterator[tuple[str, np.ndarray]]:
         if name.startswith("_") or not hasattr(loader, "load_pandas"):
             continue
         X = loader.load_pandas().data.select_dtypes("number").dropna().to_numpy(float)
-        if not 10 <= len(X) <= 100:
+        if not min_rows <= len(X) <= max_rows:
             continue
         X = X[:, X.std(axis=0) > 0]
         if X.shape[1] >= MIN_COLUMNS:
