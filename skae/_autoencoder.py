@@ -12,7 +12,8 @@ import torch
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from torch import nn
 
-from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
+from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder
+from skae._layers import build_layers
 from skae._networks import (
     ACTIVATIONS,
     AutoencoderNet,
@@ -509,3 +510,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         return LossTerms(
             noise=self.noise, noise_level=self.noise_level, sparsity=self.sparsity
         )
+
+    def _allows_overcomplete_code(self) -> bool:
+        # The sparsity penalty prices every code entry the decoder relies on.
+        return self.sparsity > 0 or super()._allows_overcomplete_code()
+
+    def _reconstruction_judges(self) -> bool:
+        # Sparse codes trade reconstruction for sparsity.
+        return not self.sparsity

@@ -19,7 +19,6 @@ import warnings
 from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from numbers import Integral, Real
 from typing import Any, ClassVar, NamedTuple
@@ -39,23 +38,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from skae._checks import FLOAT_DTYPES, positive_ints
+from skae._checks import FLOAT_DTYPES
 from skae._data import (
-    BFLOAT16_SPEEDUP,
     INFERENCE_BATCH_SIZE,
     PRECISIONS,
-    Rows,
     batch_bounds,
     check_input_range,
     map_batches,
-    mean_square,
     resolve_device,
     resolve_precision,
-    standardization,
-    take_rows,
     to_tensor,
 )
-from skae._fitting import FittedNetwork, Fold, fit_network
+from skae._fitting import FitOutcome, FitPlan, Fold, fit_planned
 from skae._inference import finite_output, inference_module
 from skae._networks import (
     ACTIVATIONS,
@@ -64,32 +58,20 @@ from skae._networks import (
     AutoencoderNet,
     LossTerms,
     RowSquaredError,
-    SigmoidDecoder,
-    Standardize,
-    Unstandardize,
-    build_convolutional,
-    build_dense,
     load_weights,
-    module_pair,
-    standardization_tensors,
-    start_from_pca,
 )
-from skae._ordering import code_importances, importance_rows, order_code_columns
-from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
 from skae._solvers import SOLVERS
-from skae._sparse import SparseRows, canonical_csr, dense_rows, is_sparse, value_range
+from skae._sparse import canonical_csr, dense_rows, is_sparse, value_range
+from skae._standardization import Standardization
 from skae._threads import (
     choose_threads,
-    global_rng_lock,
-    is_small_step,
     torch_thread_budget,
 )
 from skae._training import (
     TrainingConfig,
     optimizer_state_to_cpu,
-    reconstruction_error,
 )
 
 # Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
@@ -180,25 +162,6 @@ class FittedState(NamedTuple):
     modules: list[str]
 
 
-@dataclass(frozen=True)
-class _FitPlan:
-    """Everything ``fit`` decides before training, from X and the parameters."""
-
-    X: np.ndarray
-    continuing: bool
-    incremental: bool
-    mean: np.ndarray
-    scale: float
-    seed: int
-    device: torch.device
-    # The folds that judge training (a holdout is one); None: no rows held out.
-    folds: list[Fold] | None
-    config: TrainingConfig
-    # The refit on every row: the folds' schedule, with batches of all rows.
-    refit_config: TrainingConfig
-    n_iter_before: int
-
-
 class BaseAutoencoder(
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
@@ -237,8 +200,15 @@ class BaseAutoencoder(
 
     def _allows_overcomplete_code(self) -> bool:
         """Whether a term of the loss keeps a code wider than X from copying X."""
-        terms = self._loss_terms()
-        return terms.noise is not None or terms.sparsity > 0
+        return self.noise is not None
+
+    def _reconstruction_judges(self) -> bool:
+        """Whether held-out reconstruction error may stop training and choose.
+
+        False where the loss trades reconstruction for something held-out
+        rows do not measure: choosing by it would undo what was asked for.
+        """
+        return True
 
     # -- public API ---------------------------------------------------------------
 
@@ -483,7 +453,7 @@ class BaseAutoencoder(
         self._install_network(network, mean, scale, n_components, architecture)
         return {name: vars(self)[name] for name in set(vars(self)) - before}
 
-    # -- fit: prepare -> run -> record ----------------------------------------------
+    # -- fit: plan -> run -> record -------------------------------------------------
 
     def _train(self, X: np.ndarray, *, continuing: bool, incremental: bool) -> None:
         """Train on validated X and, only when that succeeds, set fitted attributes."""
@@ -500,8 +470,7 @@ class BaseAutoencoder(
             )
             self._check_code_size(X.shape[1])
         plan = self._plan_fit(X, continuing=continuing, incremental=incremental)
-        n_components, network, result, summary = self._run_fit(plan)
-        self._record_fit(plan, n_components, network, result, summary)
+        self._record_fit(plan, fit_planned(plan))
 
     def _check_code_size(self, n_features: int) -> None:
         """Refuse a code wider than X that nothing keeps from copying X, as PCA does."""
@@ -521,7 +490,7 @@ class BaseAutoencoder(
 
     def _plan_fit(
         self, X: np.ndarray, *, continuing: bool, incremental: bool
-    ) -> _FitPlan:
+    ) -> FitPlan:
         """Check what X and the parameters allow, and decide how training goes."""
         if continuing:
             self._check_same_architecture()
@@ -531,7 +500,11 @@ class BaseAutoencoder(
         n_iter_before = self.n_iter_ if continuing else 0
         # Later warm-start or partial_fit calls shuffle differently from the first.
         seed = (int(rng.randint(np.iinfo(np.int32).max)) + n_iter_before) % 2**31
-        mean, scale = (self.mean_, self.scale_) if continuing else standardization(X)
+        standardization = (
+            Standardization(self.mean_, self.scale_)
+            if continuing
+            else Standardization.of(X)
+        )
         folds = self._validation_folds(X.shape[0], rng, incremental)
         n_train = X.shape[0] if folds is None else min(len(f.train_rows) for f in folds)
         device = resolve_device(self.device)
@@ -543,7 +516,10 @@ class BaseAutoencoder(
             # images diverged on CPU, and a user's modules may not expect it.
             precision = "float32"
         config = self._training_config(
-            n_train, scale, incremental, resolve_precision(precision, device)
+            n_train,
+            standardization.scale,
+            incremental,
+            resolve_precision(precision, device),
         )
         if self.batch_norm and min(n_train, config.batch_size) < 2:
             raise ValueError(
@@ -556,173 +532,54 @@ class BaseAutoencoder(
             refit_config = dataclasses.replace(
                 config, batch_size=min(AUTO_BATCH_SIZE, X.shape[0])
             )
-        return _FitPlan(
+        architecture = self._architecture_params()
+        starts_from_pca = not continuing and self._starts_from_pca(architecture)
+        if continuing:
+            n_components: int | float = self._n_features_out
+        elif isinstance(self.n_components, Integral):
+            n_components = int(self.n_components)
+        else:
+            n_components = float(self.n_components)
+        return FitPlan(
             X=X,
-            continuing=continuing,
-            incremental=incremental,
-            mean=mean,
-            scale=scale,
+            standardization=standardization,
             seed=seed,
             device=device,
             folds=folds,
             config=config,
             refit_config=refit_config,
+            build_network=partial(self._build_network, architecture, X.shape[1]),
+            n_components=n_components,
+            loss_terms=self._loss_terms(),
+            starts_from_pca=starts_from_pca,
+            # Denoising asks for more than PCA's reconstruction: its start
+            # does not compete.
+            start_competes=starts_from_pca
+            and self.noise is None
+            and self._reconstruction_judges(),
+            bfloat16_for_large_steps_only=self.precision == "auto" and not continuing,
+            previous_network=self._network if continuing else None,
+            optimizer_state=self._optimizer_state
+            if incremental and continuing
+            else None,
+            incremental=incremental,
             n_iter_before=n_iter_before,
         )
 
-    def _run_fit(
-        self, plan: _FitPlan
-    ) -> tuple[int, AutoencoderNet, FittedNetwork, CodeSummary | None]:
-        """Train the network (one per code size tried); return it on the CPU.
-
-        Then, except in ``partial_fit``, measure what its codes keep and put
-        their columns in order of importance.
-        """
-        X, device = plan.X, plan.device
-        cuda_devices = [device.index or 0] if device.type == "cuda" else []
-        architecture = self._architecture_params()
-        starts_from_pca = not plan.continuing and self._starts_from_pca(architecture)
-        terms = self._loss_terms()
-        with (
-            global_rng_lock,
-            torch_thread_budget() as max_threads,
-            torch.random.fork_rng(devices=cuda_devices),
-        ):
-            standardize = Standardize.of(plan.mean, plan.scale).to(device)
-            if is_sparse(X):
-                # Centring would make X dense: batches are centred as they
-                # are made dense, into the same numbers as dense X gives.
-                X_network: Rows = SparseRows.of(X, device, standardize)
-            else:
-                with torch.no_grad():
-                    X_network = standardize(to_tensor(X, device))
-
-            def threads(network: nn.Module, config: TrainingConfig) -> Any:
-                return choose_threads(
-                    network,
-                    X_network[:2],
-                    config.batch_size,
-                    max_threads,
-                    training=True,
-                    speedup=1.0 if config.autocast is None else BFLOAT16_SPEEDUP,
-                )
-
-            def fit_code_size(n_components: int) -> FittedNetwork:
-                config, refit_config = plan.config, plan.refit_config
-                if (
-                    self.precision == "auto"
-                    and config.autocast is not None
-                    and not plan.continuing
-                ):
-                    probe = self._build_network(architecture, X.shape[1], n_components)
-                    if is_small_step(
-                        probe, X_network[:2].cpu(), config.batch_size, training=True
-                    ):
-                        # Small steps gain nothing from bfloat16 (casts cost as
-                        # much as they save) and small data keep float32's fit.
-                        config = dataclasses.replace(config, autocast=None)
-                        refit_config = dataclasses.replace(refit_config, autocast=None)
-
-                def build(rows: torch.Tensor | None) -> nn.Module:
-                    if plan.continuing:
-                        # Train a copy: a failure leaves the fitted network intact.
-                        return copy.deepcopy(self._network).to(device)
-                    network = self._build_network(
-                        architecture, X.shape[1], n_components
-                    )
-                    _set_standardization(network, plan.mean, plan.scale)
-                    if starts_from_pca:
-                        # PCA of the rows it trains on: held-out rows judge the
-                        # start as fairly as they judge the epochs.
-                        start_from_pca(
-                            network.encoder,
-                            network.decoder,
-                            principal_axes(
-                                X if rows is None else X[rows.numpy()],
-                                n_components,
-                                plan.seed,
-                            ),
-                        )
-                    return network.to(device)
-
-                return fit_network(
-                    build,
-                    X_network,
-                    plan.folds,
-                    batch_loss=partial(_training_loss, terms=terms),
-                    config=config,
-                    refit_config=refit_config,
-                    seed=plan.seed,
-                    # Denoising and sparse codes ask for more than PCA's
-                    # reconstruction: their start does not compete.
-                    start_competes=starts_from_pca
-                    and terms.noise is None
-                    and not terms.sparsity,
-                    optimizer_state=self._optimizer_state
-                    if plan.incremental and plan.continuing
-                    else None,
-                    threads=threads,
-                )
-
-            judged = (
-                X_network
-                if plan.folds is None
-                else take_rows(X_network, torch.cat([f.valid_rows for f in plan.folds]))
-            )
-            total = mean_square(judged)
-
-            def held_out_r2(fitted: FittedNetwork) -> float:
-                """R² on the held-out rows as training judged them, else on all."""
-                error = fitted.kept_valid_error
-                if error is None:
-                    error = float(reconstruction_error(fitted.network, X_network))
-                return 1.0 if total == 0 else 1 - error / total
-
-            if plan.continuing:
-                n_components = self._n_features_out
-                fitted = fit_code_size(n_components)
-            elif isinstance(self.n_components, Integral):
-                n_components = int(self.n_components)
-                fitted = fit_code_size(n_components)
-            else:
-
-                def fit_and_score(n_components: int) -> tuple[float, FittedNetwork]:
-                    fitted = fit_code_size(n_components)
-                    return held_out_r2(fitted), fitted
-
-                n_components, fitted = smallest_sufficient_code(
-                    fit_and_score,
-                    pca_components_for(X, self.n_components),
-                    self.n_components,
-                )
-            summary = None
-            if not plan.incremental:
-                # One epoch of partial_fit measures nothing: that would cost
-                # more passes over its rows than the epoch makes.
-                summary = _summarise_codes(
-                    fitted,
-                    X_network,
-                    None if fitted.kept_valid_error is None else held_out_r2(fitted),
-                )
-        return n_components, fitted.network.cpu(), fitted, summary
-
-    def _record_fit(
-        self,
-        plan: _FitPlan,
-        n_components: int,
-        network: AutoencoderNet,
-        result: FittedNetwork,
-        summary: CodeSummary | None,
-    ) -> None:
+    def _record_fit(self, plan: FitPlan, outcome: FitOutcome) -> None:
         """Set every fitted attribute, in one block, after training succeeded."""
-        continuing = plan.continuing
+        continuing, result, summary = plan.continuing, outcome.fitted, outcome.summary
         loss_curve = (
             [*self.loss_curve_, *result.train_losses]
             if continuing
             else result.train_losses
         )
         self._install_network(
-            network, plan.mean, plan.scale, n_components, self._architecture_params()
+            outcome.network,
+            plan.standardization.mean,
+            plan.standardization.scale,
+            outcome.n_components,
+            self._architecture_params(),
         )
         self._optimizer_state = optimizer_state_to_cpu(result.optimizer_state)
         self.loss_curve_ = loss_curve
@@ -773,22 +630,15 @@ class BaseAutoencoder(
         architecture: dict[str, Any],
     ) -> None:
         """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
+        standardization = Standardization(mean, scale)
+        # Loaded networks take the standardisation of mean_ and scale_ too.
+        network.use_standardization(standardization)
         self._network = network.eval()
         self._architecture = copy.deepcopy(architecture)
         self._n_features_out = self.n_components_ = n_components
         self.mean_, self.scale_ = mean, scale
-        # Loaded networks take the standardisation of mean_ and scale_ too.
-        _set_standardization(network, mean, scale)
-        self.encoder_ = nn.Sequential(
-            Standardize.of(mean, scale), network.code_path()
-        ).eval()
-        if isinstance(network.decoder, SigmoidDecoder):
-            # Exactly the sigmoid, where unstandardising would round past 0 or 1.
-            self.decoder_ = network.decoder.probabilities().eval()
-        else:
-            self.decoder_ = nn.Sequential(
-                network.decoder, Unstandardize.of(mean, scale)
-            ).eval()
+        self.encoder_ = network.fitted_encoder(standardization)
+        self.decoder_ = network.fitted_decoder(standardization)
 
     def _training_config(
         self,
@@ -847,9 +697,7 @@ class BaseAutoencoder(
             return None
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
         if self.early_stopping == "auto":
-            # Held-out rows judge reconstruction alone, which sparse codes
-            # trade for sparsity: choosing by it would undo what they ask for.
-            if n_samples < MIN_CV_ROWS or self._loss_terms().sparsity:
+            if n_samples < MIN_CV_ROWS or not self._reconstruction_judges():
                 return None
             if n_valid < MIN_HOLDOUT_ROWS:
                 order = torch.from_numpy(rng.permutation(n_samples))
@@ -935,34 +783,6 @@ class BaseAutoencoder(
         return finite_output(output, X.dtype, module)
 
 
-class CodeSummary(NamedTuple):
-    """What a fitted network's codes keep: R², and each column's share."""
-
-    r2: float
-    importances: np.ndarray
-
-
-def _summarise_codes(fitted: FittedNetwork, X: Rows, r2: float | None) -> CodeSummary:
-    """Measure the code columns' importances and order the columns by them.
-
-    On at most :data:`~skae._ordering.IMPORTANCE_ROWS` evenly spaced rows of
-    standardised X, which also give the R² when no rows were held out
-    (``r2`` None); the solver's state follows the weights, so training can
-    resume from the ordered network.
-    """
-    rows = X[importance_rows(*X.shape).to(X.device)]  # dense, also from sparse X
-    if r2 is None:
-        total = mean_square(rows)
-        error = float(reconstruction_error(fitted.network, rows))
-        r2 = 1.0 if total == 0 else 1 - error / total
-    importances = code_importances(fitted.network, rows)
-    # Stable: columns of equal importance (unused ones, at 0) keep their order.
-    order = torch.argsort(-importances, stable=True)
-    if order_code_columns(fitted.network, order, fitted.optimizer_state):
-        importances = importances[order]
-    return CodeSummary(r2, importances.numpy())
-
-
 def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:
     """Every attribute of ``estimator`` but its parameters and torch modules.
 
@@ -1016,34 +836,6 @@ def transaction(estimator: BaseEstimator) -> Iterator[Any]:
     estimator.__dict__ = stand_in.__dict__
 
 
-def build_layers(
-    architecture: dict[str, Any], n_features: int, n_outputs: int, n_components: int
-) -> tuple[nn.Module, nn.Module]:
-    """Build the encoder (to ``n_outputs``) and decoder layers of an architecture.
-
-    A user's ``network`` factory, else convolutions for ``image_shape``, else
-    dense layers; what a variant adds around them is its own.
-    """
-    if architecture["network"] is not None:
-        return module_pair(architecture["network"](n_features, n_outputs))
-    options = {
-        "activation": architecture["activation"],
-        "dropout": architecture["dropout"],
-        "batch_norm": architecture["batch_norm"],
-    }
-    hidden = positive_ints(architecture["hidden_layer_sizes"], "hidden_layer_sizes")
-    if architecture["image_shape"] is not None:
-        return build_convolutional(
-            _image_shape(architecture["image_shape"], n_features),
-            n_outputs,
-            n_components,
-            positive_ints(architecture["conv_channels"], "conv_channels"),
-            hidden,
-            **options,
-        )
-    return build_dense(n_features, n_outputs, n_components, hidden, **options)
-
-
 def _check_unit_interval(X: np.ndarray, name: str) -> None:
     """Refuse data outside [0, 1], where binary cross-entropy has no meaning."""
     low, high = value_range(X) if is_sparse(X) else (float(np.min(X)), float(np.max(X)))
@@ -1055,46 +847,3 @@ def _check_unit_interval(X: np.ndarray, name: str) -> None:
             "X into [0, 1] (for instance with MinMaxScaler(clip=True) in front, "
             "in a Pipeline), or use loss='squared_error'."
         )
-
-
-def _set_standardization(
-    network: AutoencoderNet, mean: np.ndarray, scale: float
-) -> None:
-    """Give a sigmoid decoder the input standardisation its targets undo."""
-    if isinstance(network.decoder, SigmoidDecoder):
-        network.decoder.set_standardization(*standardization_tensors(mean, scale))
-
-
-def _image_shape(values: Any, n_features: int) -> tuple[int, ...]:
-    """Check image_shape against n_features; one -1 is inferred, as in reshape."""
-    mismatch = ValueError(
-        f"image_shape={values!r} must be (channels, height, width) with a product "
-        f"equal to n_features={n_features}; one entry may be -1, inferred from "
-        "n_features."
-    )
-    shape = values
-    sizes = np.atleast_1d(np.asarray(values, dtype=object))
-    inferred = [isinstance(size, Integral) and size == -1 for size in sizes]
-    known = [size for size, infer in zip(sizes, inferred, strict=True) if not infer]
-    if (
-        sizes.ndim == 1
-        and sum(inferred) == 1
-        and all(isinstance(size, Integral) and size > 0 for size in known)
-    ):
-        n_inferred, remainder = divmod(n_features, int(np.prod(known)))
-        if remainder or not n_inferred:
-            raise mismatch
-        shape = [
-            n_inferred if infer else size
-            for size, infer in zip(sizes, inferred, strict=True)
-        ]
-    image_shape = positive_ints(shape, "image_shape")
-    if len(image_shape) != 3 or np.prod(image_shape) != n_features:
-        raise mismatch
-    return image_shape
-
-
-def _training_loss(
-    network: AutoencoderNet, rows: torch.Tensor, terms: LossTerms
-) -> torch.Tensor:
-    return network.training_loss(rows, terms)

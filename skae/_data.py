@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Data path: standardisation, devices, NumPy <-> torch, and batched inference.
+"""Data path: devices, NumPy <-> torch, and batched inference.
 
 Nothing here knows about scikit-learn or about how a network was trained.
 """
@@ -16,8 +16,6 @@ import torch
 
 from skae._sparse import (
     SparseRows,
-    column_mean,
-    column_variance,
     dense_rows,
     is_sparse,
     value_range,
@@ -28,11 +26,6 @@ from skae._sparse import (
 # finiteness check and the network (faster than 4096 rows on MNIST), and that
 # memory beyond the input and output arrays stays bounded.
 INFERENCE_BATCH_SIZE = 1024
-
-
-# Rows that estimate the common scale of the standardisation, at most (evenly
-# spaced): the scale only conditions the network, so a sample serves.
-SCALE_ROWS = 8192
 
 
 # The largest magnitude fit takes in X. Networks compute in float32, which
@@ -57,40 +50,6 @@ def check_input_range(X: Any) -> None:
             "divide it by a power of ten or put a StandardScaler before the "
             "autoencoder in a Pipeline."
         )
-
-
-def smallest_scale(mean: np.ndarray) -> float:
-    """Return the smallest common scale standardisation uses with this mean.
-
-    Zero, too small for the float32 network to divide by, or below float32's
-    resolution at the data's magnitude (float64 rounding noise): below it,
-    the data count as constant, and the scale as 1.
-    """
-    float32 = np.finfo(np.float32)
-    return max(
-        float(float32.tiny),
-        float(float32.eps) * float(np.max(np.abs(mean), initial=0.0)),
-    )
-
-
-def standardization(X: Any) -> tuple[np.ndarray, float]:
-    """Per-feature mean and one common scale (root mean square after centring).
-
-    The scale is estimated from at most about :data:`SCALE_ROWS` evenly spaced
-    rows: a fraction of the cost of a full pass. Sparse X (CSR) gets the same
-    mean to the last bit, and the same scale to float64 rounding.
-    """
-    step = max(1, X.shape[0] // SCALE_ROWS)
-    rows = X if step == 1 else X[::step]
-    if is_sparse(X):
-        mean, variance = column_mean(X), column_variance(rows)
-    else:
-        mean = X.mean(axis=0, dtype=np.float64)
-        variance = rows.var(axis=0, dtype=np.float64)
-    scale = float(np.sqrt(np.mean(variance)))
-    if not np.isfinite(scale) or scale < smallest_scale(mean):
-        scale = 1.0
-    return mean, scale
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

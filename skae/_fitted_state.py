@@ -22,10 +22,11 @@ from sklearn.base import BaseEstimator
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._base import BaseAutoencoder
-from skae._data import MAX_ABS_INPUT, smallest_scale
+from skae._data import MAX_ABS_INPUT
 from skae._model_file import short_repr
 from skae._outlier import AutoencoderOutlierDetector
 from skae._solvers import solver_state_problem
+from skae._standardization import smallest_scale
 
 # A rule returns what is wrong with an attribute's value, or None; it may read
 # the other attributes (``state``) and the estimator's parameters.

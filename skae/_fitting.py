@@ -1,26 +1,57 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Torch side of ``fit``: train one network of one code size, as planned.
+"""Torch side of ``fit``: the plan's execution, step by step.
 
-``fit_network`` runs the plan the estimator made: with no rows to judge by,
-it trains the network on every row; otherwise it trains one network per fold
-(a holdout is one fold), stops them together on their pooled held-out error,
-chooses between the untrained start and the best epoch
-(:func:`trained_beats_start`), and builds the model kept from every row: the
-start on all rows, or a refit on all rows for the best epoch's number of
-epochs. It knows nothing of sklearn; the estimator hands it callables that
-build networks and compute losses.
+The estimator decides everything from X and its parameters first
+(:class:`FitPlan`); :func:`fit_planned` then runs it:
+
+1. standardise X into the rows networks train on;
+2. for each code size tried (one, or a search for a fraction of variance),
+   :func:`fit_code_size` chooses the precision, and :func:`fit_network`
+   trains networks built by :func:`build_start` (the variant's network,
+   placed at PCA's solution of the rows it trains on): with no rows to
+   judge by, on every row; otherwise one per fold (a holdout is one fold),
+   stopped together on their pooled held-out error, then the untrained start
+   or the best epoch is kept (:func:`trained_beats_start`), as a model built
+   from every row: the start on all rows, or a refit on all rows for the best
+   epoch's number of epochs;
+3. measure what the kept codes keep and order their columns
+   (:func:`summarise_codes`).
+
+It knows nothing of sklearn; the estimator hands it the callable that
+builds its variant's network.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from skae._data import Rows, take_rows
-from skae._training import Run, TrainingConfig, TrainingResult, make_optimizer, train
+from skae._data import BFLOAT16_SPEEDUP, Rows, mean_square, take_rows
+from skae._networks import AutoencoderNet, LossTerms, start_from_pca
+from skae._ordering import code_importances, importance_rows, order_code_columns
+from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
+from skae._standardization import Standardization
+from skae._threads import (
+    choose_threads,
+    global_rng_lock,
+    is_small_step,
+    torch_thread_budget,
+)
+from skae._training import (
+    Run,
+    TrainingConfig,
+    TrainingResult,
+    make_optimizer,
+    reconstruction_error,
+    train,
+)
 
 # The trained network replaces the start only when its mean advantage on the
 # held-out rows exceeds this many standard errors of the paired per-row
@@ -36,6 +67,45 @@ class Fold:
 
     train_rows: torch.Tensor
     valid_rows: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """Everything ``fit`` decides before training, from X and the parameters."""
+
+    # Validated X (dense, or canonical CSR) in input units, and its map to
+    # the network's units.
+    X: Any
+    standardization: Standardization
+    seed: int
+    device: torch.device
+    # The folds that judge training (a holdout is one); None: no rows held out.
+    folds: list[Fold] | None
+    config: TrainingConfig
+    # The refit on every row: the folds' schedule, with batches of all rows.
+    refit_config: TrainingConfig
+    # build_network(n_components): the variant's untrained network.
+    build_network: Callable[[int], AutoencoderNet]
+    # A code size, or the fraction of variance the smallest code must keep.
+    n_components: int | float
+    loss_terms: LossTerms
+    starts_from_pca: bool
+    # Whether the untrained start competes with the trained network.
+    start_competes: bool
+    # precision='auto': steps too small to gain from bfloat16 train in float32.
+    bfloat16_for_large_steps_only: bool
+    # A fitted network to train on from (warm_start, partial_fit), and the
+    # solver state to resume (partial_fit).
+    previous_network: AutoencoderNet | None
+    optimizer_state: dict | None
+    # partial_fit: one epoch, no summary of the codes.
+    incremental: bool
+    n_iter_before: int
+
+    @property
+    def continuing(self) -> bool:
+        """Whether training goes on from a fitted network."""
+        return self.previous_network is not None
 
 
 @dataclass
@@ -54,6 +124,172 @@ class FittedNetwork:
     # Whether the stopping rule (or a callback) ended training before max_iter.
     stopped_early: bool
     optimizer_state: dict
+
+
+class CodeSummary(NamedTuple):
+    """What a fitted network's codes keep: R², and each column's share."""
+
+    r2: float
+    importances: np.ndarray
+
+
+class FitOutcome(NamedTuple):
+    """What :func:`fit_planned` returns: the model kept and how it was fitted."""
+
+    n_components: int
+    network: AutoencoderNet
+    fitted: FittedNetwork
+    # None in partial_fit, which measures nothing.
+    summary: CodeSummary | None
+
+
+def fit_planned(plan: FitPlan) -> FitOutcome:
+    """Train as planned (one network per code size tried); return the kept one on CPU.
+
+    Then, except in ``partial_fit``, measure what its codes keep and put
+    their columns in order of importance.
+    """
+    device = plan.device
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with (
+        global_rng_lock,
+        torch_thread_budget() as max_threads,
+        torch.random.fork_rng(devices=cuda_devices),
+    ):
+        X = plan.standardization.network_rows(plan.X, device)
+        fit_size = partial(fit_code_size, plan, X, max_threads)
+        judged = (
+            X
+            if plan.folds is None
+            else take_rows(X, torch.cat([fold.valid_rows for fold in plan.folds]))
+        )
+        r2_of = partial(held_out_r2, X=X, total=mean_square(judged))
+        if isinstance(plan.n_components, int):
+            n_components, fitted = plan.n_components, fit_size(plan.n_components)
+        else:
+            n_components, fitted = smallest_sufficient_code(
+                partial(_fit_and_score, fit_size, r2_of),
+                pca_components_for(plan.X, plan.n_components),
+                plan.n_components,
+            )
+        summary = None
+        if not plan.incremental:
+            # One epoch of partial_fit measures nothing: that would cost
+            # more passes over its rows than the epoch makes.
+            summary = summarise_codes(
+                fitted, X, None if fitted.kept_valid_error is None else r2_of(fitted)
+            )
+    return FitOutcome(n_components, fitted.network.cpu(), fitted, summary)
+
+
+def fit_code_size(
+    plan: FitPlan, X: Rows, max_threads: int, n_components: int
+) -> FittedNetwork:
+    """Fit the network of one code size to standardised X, as the plan says."""
+    config, refit_config = plan.config, plan.refit_config
+    if plan.bfloat16_for_large_steps_only and config.autocast is not None:
+        probe = plan.build_network(n_components)
+        if is_small_step(probe, X[:2].cpu(), config.batch_size, training=True):
+            # Small steps gain nothing from bfloat16 (casts cost as much as
+            # they save) and small data keep float32's fit.
+            config = replace(config, autocast=None)
+            refit_config = replace(refit_config, autocast=None)
+    return fit_network(
+        partial(build_start, plan, n_components),
+        X,
+        plan.folds,
+        batch_loss=partial(_training_loss, terms=plan.loss_terms),
+        config=config,
+        refit_config=refit_config,
+        seed=plan.seed,
+        start_competes=plan.start_competes,
+        optimizer_state=plan.optimizer_state,
+        threads=partial(_thread_chooser, X, max_threads),
+    )
+
+
+def build_start(
+    plan: FitPlan, n_components: int, rows: torch.Tensor | None
+) -> nn.Module:
+    """Return the untrained network for the training rows ``rows`` (None: all).
+
+    A copy of the fitted network when training goes on (a failure leaves
+    the fitted one intact); else the variant's network, at PCA's solution of
+    the rows it trains on when it starts from PCA, so that held-out rows
+    judge the start as fairly as they judge the epochs.
+    """
+    if plan.previous_network is not None:
+        return copy.deepcopy(plan.previous_network).to(plan.device)
+    network = plan.build_network(n_components)
+    network.use_standardization(plan.standardization)
+    if plan.starts_from_pca:
+        X = plan.X if rows is None else plan.X[rows.numpy()]
+        start_from_pca(
+            network.encoder,
+            network.decoder,
+            principal_axes(X, n_components, plan.seed),
+        )
+    return network.to(plan.device)
+
+
+def held_out_r2(fitted: FittedNetwork, X: Rows, total: float) -> float:
+    """R² on the held-out rows as training judged them, else on all of X.
+
+    ``total`` is the mean square of the rows judged (X is centred).
+    """
+    error = fitted.kept_valid_error
+    if error is None:
+        error = float(reconstruction_error(fitted.network, X))
+    return 1.0 if total == 0 else 1 - error / total
+
+
+def summarise_codes(fitted: FittedNetwork, X: Rows, r2: float | None) -> CodeSummary:
+    """Measure the code columns' importances and order the columns by them.
+
+    On at most :data:`~skae._ordering.IMPORTANCE_ROWS` evenly spaced rows of
+    standardised X, which also give the R² when no rows were held out
+    (``r2`` None); the solver's state follows the weights, so training can
+    resume from the ordered network.
+    """
+    rows = X[importance_rows(*X.shape).to(X.device)]  # dense, also from sparse X
+    if r2 is None:
+        total = mean_square(rows)
+        error = float(reconstruction_error(fitted.network, rows))
+        r2 = 1.0 if total == 0 else 1 - error / total
+    importances = code_importances(fitted.network, rows)
+    # Stable: columns of equal importance (unused ones, at 0) keep their order.
+    order = torch.argsort(-importances, stable=True)
+    if order_code_columns(fitted.network, order, fitted.optimizer_state):
+        importances = importances[order]
+    return CodeSummary(r2, importances.numpy())
+
+
+def _fit_and_score(
+    fit_size: Callable[[int], FittedNetwork],
+    r2_of: Callable[[FittedNetwork], float],
+    n_components: int,
+) -> tuple[float, FittedNetwork]:
+    fitted = fit_size(n_components)
+    return r2_of(fitted), fitted
+
+
+def _thread_chooser(
+    X: Rows, max_threads: int, network: nn.Module, config: TrainingConfig
+) -> Any:
+    return choose_threads(
+        network,
+        X[:2],
+        config.batch_size,
+        max_threads,
+        training=True,
+        speedup=1.0 if config.autocast is None else BFLOAT16_SPEEDUP,
+    )
+
+
+def _training_loss(
+    network: AutoencoderNet, rows: torch.Tensor, terms: LossTerms
+) -> torch.Tensor:
+    return network.training_loss(rows, terms)
 
 
 def trained_beats_start(

@@ -22,13 +22,8 @@ import torch
 from torch import nn
 
 from skae._data import iter_row_batches
-from skae._networks import (
-    LinearWithResidual,
-    RowSquaredError,
-    Standardize,
-    Unstandardize,
-    all_finite,
-)
+from skae._networks import LinearWithResidual, RowSquaredError, all_finite
+from skae._standardization import Standardize, Unstandardize
 
 # Fitted module -> {(dtype, device): (weights' signature, inference module)}.
 _cache: weakref.WeakKeyDictionary[nn.Module, dict[Any, Any]] = (
@@ -86,22 +81,11 @@ def _folded(module: nn.Module) -> nn.Module | None:
     first, last = module[0], module[1]
     if type(first) is Standardize and _end_linear_layers(last, 0):
         network = copy.deepcopy(last).double()
-        mean, scale = first.mean.double(), first.scale.double()
-        with torch.no_grad():
-            for layer in _end_linear_layers(network, 0):
-                layer.weight /= scale
-                layer.bias -= layer.weight @ mean
+        first.fold_into(_end_linear_layers(network, 0))
         return network
     if type(last) is Unstandardize and _end_linear_layers(first, -1):
         network = copy.deepcopy(first).double()
-        mean, scale = last.mean.double(), last.scale.double()
-        with torch.no_grad():
-            for index, layer in enumerate(_end_linear_layers(network, -1)):
-                layer.weight *= scale
-                layer.bias *= scale
-                if index == 0:
-                    # The layers' outputs are summed: add the mean once.
-                    layer.bias += mean
+        last.fold_into(_end_linear_layers(network, -1))
         return network
     return None
 

@@ -1,21 +1,21 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Torch core: the modules skae trains, the loss each one minimises, their checks.
 
-Imports torch only. Every network works on standardised data; the estimator
-wraps it in :class:`Standardize` / :class:`Unstandardize` for raw inputs. The
-checks of a new network's widths and of saved weights live here too.
+Every network works on standardised data; :meth:`AutoencoderNet.fitted_encoder`
+and :meth:`AutoencoderNet.fitted_decoder` put it between raw input and raw
+output. The checks of a new network's widths and of saved weights live here
+too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from skae._standardization import Standardization
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -75,6 +75,22 @@ class AutoencoderNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``."""
         return self.decoder(self.code_path()(x))
+
+    def use_standardization(self, standardization: Standardization) -> None:
+        """Give a decoder that works in input units the standardisation it undoes."""
+        if isinstance(self.decoder, SigmoidDecoder):
+            self.decoder.set_standardization(*standardization.tensors())
+
+    def fitted_encoder(self, standardization: Standardization) -> nn.Module:
+        """Return the module from raw input to codes (``transform``)."""
+        return nn.Sequential(standardization.module(), self.code_path()).eval()
+
+    def fitted_decoder(self, standardization: Standardization) -> nn.Module:
+        """Return the module from codes to raw reconstructions."""
+        if isinstance(self.decoder, SigmoidDecoder):
+            # Exactly the sigmoid, where unstandardising would round past 0 or 1.
+            return self.decoder.probabilities().eval()
+        return nn.Sequential(self.decoder, standardization.inverse_module()).eval()
 
     def training_loss(self, x: torch.Tensor, terms: LossTerms) -> torch.Tensor:
         """Reconstruction loss of ``x``, plus the terms asked for."""
@@ -211,123 +227,6 @@ class VariationalNet(AutoencoderNet):
         )
 
 
-def dense_stack(
-    sizes: Sequence[int],
-    *,
-    activation: str,
-    dropout: float = 0.0,
-    batch_norm: bool = False,
-) -> nn.Sequential:
-    """Build linear layers through ``sizes``, with extras between them.
-
-    Every layer but the last is followed by batch norm (optional), the
-    activation and dropout (optional). The last layer stays linear, so codes
-    and reconstructions are unbounded, as PCA's are.
-    """
-    layers: list[nn.Module] = []
-    for index, (n_in, n_out) in enumerate(pairwise(sizes)):
-        if index > 0:
-            layers += _extras(n_in, activation, dropout, batch_norm, nn.BatchNorm1d)
-        layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
-
-
-def _extras(
-    width: int,
-    activation: str,
-    dropout: float,
-    batch_norm: bool,
-    norm: type[nn.Module],
-) -> list[nn.Module]:
-    """Layers after a hidden linear or convolutional layer."""
-    extras = [norm(width)] if batch_norm else []
-    extras.append(ACTIVATIONS[activation]())
-    if dropout > 0:
-        extras.append(nn.Dropout(dropout))
-    return extras
-
-
-def build_dense(
-    n_features: int,
-    n_encoder_outputs: int,
-    n_components: int,
-    hidden_layer_sizes: Sequence[int],
-    *,
-    activation: str,
-    dropout: float,
-    batch_norm: bool,
-) -> tuple[nn.Module, nn.Module]:
-    """Dense encoder and decoder; the decoder mirrors the encoder's widths."""
-    options = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
-    encoder = dense_stack(
-        [n_features, *hidden_layer_sizes, n_encoder_outputs], **options
-    )
-    decoder = dense_stack(
-        [n_components, *hidden_layer_sizes[::-1], n_features], **options
-    )
-    return encoder, decoder
-
-
-def build_convolutional(
-    image_shape: Sequence[int],
-    n_encoder_outputs: int,
-    n_components: int,
-    conv_channels: Sequence[int],
-    hidden_layer_sizes: Sequence[int],
-    *,
-    activation: str,
-    dropout: float,
-    batch_norm: bool,
-) -> tuple[nn.Module, nn.Module]:
-    """Convolutional encoder and decoder for flat rows of ``image_shape`` images.
-
-    Each convolution (3x3, stride 2) halves height and width, then dense
-    ``hidden_layer_sizes`` lead to the code. The decoder mirrors it with
-    transposed convolutions that restore the exact image size.
-    """
-    channels, height, width = image_shape
-    sizes = [(height, width)]
-    for _ in conv_channels:
-        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
-    widths = [channels, *conv_channels]
-    options = {"activation": activation, "dropout": dropout, "batch_norm": batch_norm}
-    n_flat = widths[-1] * sizes[-1][0] * sizes[-1][1]
-
-    encoder: list[nn.Module] = [nn.Unflatten(1, (channels, height, width))]
-    for n_in, n_out in pairwise(widths):
-        encoder += [
-            nn.Conv2d(n_in, n_out, kernel_size=3, stride=2, padding=1),
-            *_extras(n_out, activation, 0.0, batch_norm, nn.BatchNorm2d),
-        ]
-    encoder += [
-        nn.Flatten(),
-        dense_stack([n_flat, *hidden_layer_sizes, n_encoder_outputs], **options),
-    ]
-
-    decoder: list[nn.Module] = [
-        dense_stack([n_components, *hidden_layer_sizes[::-1], n_flat], **options)
-    ]
-    if conv_channels:
-        decoder += [
-            *_extras(n_flat, activation, dropout, batch_norm, nn.BatchNorm1d),
-            nn.Unflatten(1, (widths[-1], *sizes[-1])),
-        ]
-    n_layers = len(widths) - 1
-    for index, (n_in, n_out) in enumerate(pairwise(widths[::-1])):
-        target = sizes[n_layers - index - 1]
-        source = sizes[n_layers - index]
-        padding = (target[0] - 2 * source[0] + 1, target[1] - 2 * source[1] + 1)
-        decoder.append(
-            nn.ConvTranspose2d(
-                n_in, n_out, kernel_size=3, stride=2, padding=1, output_padding=padding
-            )
-        )
-        if index < n_layers - 1:
-            decoder += _extras(n_out, activation, 0.0, batch_norm, nn.BatchNorm2d)
-    decoder.append(nn.Flatten())
-    return nn.Sequential(*encoder), nn.Sequential(*decoder)
-
-
 class LinearWithResidual(nn.Module):
     """A linear map plus a non-linear correction: ``linear(x) + residual(x)``.
 
@@ -399,56 +298,6 @@ class RowSquaredError(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x`` and average the squared errors over features."""
         return torch.mean((self.decoder(self.encoder(x)) - x) ** 2, dim=1, keepdim=True)
-
-
-class Standardize(nn.Module):
-    """Fixed affine map ``(x - mean) / scale`` from input units to network units."""
-
-    def __init__(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("scale", scale)
-
-    @classmethod
-    def of(cls, mean: Any, scale: float) -> Standardize:
-        """Make the map for a per-feature ``mean`` and a common ``scale``."""
-        return cls(*standardization_tensors(mean, scale))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardise ``x``, in one pass over it: ``x / scale - mean / scale``."""
-        return torch.addcmul(-self.mean / self.scale, x, 1 / self.scale)
-
-
-class Unstandardize(Standardize):
-    """Inverse of :class:`Standardize`: ``x * scale + mean``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``x`` back to input units."""
-        return torch.addcmul(self.mean, x, self.scale)
-
-
-def standardization_tensors(
-    mean: Any, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Convert a per-feature mean and a common scale to float32 tensors."""
-    return (
-        torch.as_tensor(mean, dtype=torch.float32),
-        torch.tensor(scale, dtype=torch.float32),
-    )
-
-
-def module_pair(result: Any) -> tuple[nn.Module, nn.Module]:
-    """Check that a user's network factory returned (encoder, decoder) modules."""
-    if not (
-        isinstance(result, tuple | list)
-        and len(result) == 2
-        and all(isinstance(part, nn.Module) for part in result)
-    ):
-        raise TypeError(
-            "network must return a pair (encoder, decoder) of torch.nn.Module, "
-            f"got {result!r:.80}."
-        )
-    return result[0], result[1]
 
 
 def check_widths(

@@ -16,9 +16,10 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder, build_layers
+from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder
 from skae._checks import is_positive_int
 from skae._data import batch_bounds
+from skae._layers import build_layers
 from skae._networks import (
     AutoencoderNet,
     LossTerms,

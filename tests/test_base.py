@@ -19,7 +19,7 @@ from skae._base import (
     SHARED_CONSTRAINTS,
     BaseAutoencoder,
 )
-from skae._data import SCALE_ROWS
+from skae._standardization import SCALE_ROWS
 
 VARIANTS = [AutoencoderTransformer, VariationalAutoencoder]
 # Shared parameters whose documentation differs on purpose, and why.

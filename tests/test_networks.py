@@ -4,14 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from skae._networks import (
-    AutoencoderNet,
-    Standardize,
-    Unstandardize,
-    build_convolutional,
-    build_dense,
-    dense_stack,
-)
+from skae._layers import build_convolutional, build_dense, dense_stack
+from skae._networks import AutoencoderNet
+from skae._standardization import Standardize, Unstandardize
 
 
 def test_dense_stack_layers():

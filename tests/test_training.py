@@ -10,7 +10,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
-from skae._networks import AutoencoderNet, LossTerms, build_dense
+from skae._layers import build_dense
+from skae._networks import AutoencoderNet, LossTerms
 from skae._training import Run, TrainingConfig, make_optimizer, observe_epochs, train
 from tests.helpers import assert_same
 
