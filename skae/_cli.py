@@ -14,8 +14,8 @@ them):
 - 130: interrupted (Ctrl-C), as shells report SIGINT, also while the command
   is still importing torch.
 
-This module imports the standard library only; the command itself lives in
-:mod:`skae._command`.
+This module imports the standard library and the exit statuses only; the
+command itself lives in :mod:`skae._command`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-# 130 is 128 + SIGINT (2), what shells report for a command stopped by Ctrl-C.
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+from skae._exit_status import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
