@@ -42,9 +42,6 @@ _lock = threading.Lock()
 _depths: dict[int, int] = {}
 # torch's thread count in the first thread of the current crowd.
 _budget = 1
-# Open no_thread_sharing blocks, in any thread; while any is open, calls do not
-# share (see there).
-_unshared = 0
 
 
 def thread_share(n_threads: int, n_callers: int) -> int:
@@ -59,9 +56,7 @@ def torch_thread_budget() -> Iterator[int]:
     The share is the budget divided by the number of threads inside this
     context when the block starts; nested use in one thread counts once.
     Yields the share: the block may use fewer threads, and the count it
-    found is put back when it ends. Inside :func:`no_thread_sharing`, a
-    thread that enters joins no crowd: it yields its own thread count, as a
-    call alone would.
+    found is put back when it ends.
     """
     global _budget
     ident = threading.get_ident()
@@ -72,12 +67,11 @@ def torch_thread_budget() -> Iterator[int]:
     managed = False
     try:
         with _lock:
-            if not _unshared:
-                depth = _depths.get(ident, 0)
-                _depths[ident] = depth + 1
-                if depth == 0 and len(_depths) == 1:
-                    _budget = torch.get_num_threads()
-                budget, share = _budget, thread_share(_budget, len(_depths))
+            depth = _depths.get(ident, 0)
+            _depths[ident] = depth + 1
+            if depth == 0 and len(_depths) == 1:
+                _budget = torch.get_num_threads()
+            budget, share = _budget, thread_share(_budget, len(_depths))
         current = torch.get_num_threads()
         # A thread may have first run torch while another was limited, and
         # taken that limit as its count: it leaves with the budget, too.
@@ -95,26 +89,6 @@ def torch_thread_budget() -> Iterator[int]:
                     del _depths[ident]
                 else:
                     _depths[ident] = depth
-
-
-@contextmanager
-def no_thread_sharing() -> Iterator[None]:
-    """Let concurrent skae calls run as if each were alone, inside the block.
-
-    A private switch for benchmarks and tests, kept stable for them: it
-    shows what :func:`torch_thread_budget` saves. Calls that start inside the
-    block, in any thread of the process, keep their thread's torch thread
-    count and do not count towards the crowd of calls that do share; a call
-    that started before keeps its share. Blocks nest, from any threads.
-    """
-    global _unshared
-    with _lock:
-        _unshared += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _unshared -= 1
 
 
 # -- how many of its threads a call uses ------------------------------------------

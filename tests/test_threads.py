@@ -20,9 +20,7 @@ from skae._threads import (
     ThreadChooser,
     choose_threads,
     multiply_adds_per_row,
-    no_thread_sharing,
     pinned_threads,
-    torch_thread_budget,
 )
 from tests.helpers import fit_quietly
 
@@ -354,28 +352,3 @@ def test_editing_fitted_weights_reaches_inference(small_data):
     after = ae.transform(small_data)
     np.testing.assert_allclose(after, unfolded(ae, small_data)[0], rtol=1e-6)
     assert not np.allclose(after, before)
-
-
-def two_concurrent_calls():
-    """(share, torch threads) of two calls inside torch_thread_budget at once."""
-    both_inside = threading.Barrier(2, timeout=30)
-
-    def call(_):
-        with torch_thread_budget() as share:
-            both_inside.wait()
-            return share, torch.get_num_threads()
-
-    with ThreadPoolExecutor(2) as pool:
-        return sorted(pool.map(call, range(2)))
-
-
-def test_no_thread_sharing_lets_concurrent_calls_keep_their_threads(torch_threads):
-    """Inside the switch, two calls at once each keep all of torch's threads."""
-    half, full = (torch_threads // 2,) * 2, (torch_threads,) * 2
-    assert two_concurrent_calls() == [half, full]
-    with no_thread_sharing():
-        assert two_concurrent_calls() == [full, full]
-        assert skae._threads._depths == {}
-    assert skae._threads._unshared == 0
-    assert two_concurrent_calls() == [half, full]
-    assert torch.get_num_threads() == torch_threads
