@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import warnings
+from typing import ClassVar
 
 import joblib
 import numpy as np
@@ -14,10 +15,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-import skae._base
 import skae._threads
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, fixed_threads
 from skae._threads import thread_share, torch_thread_budget
+from tests.helpers import fit_quietly
 
 BACKENDS = ["loky", "threading"]
 # Workers may run torch on fewer threads than this process, which changes the
@@ -249,23 +250,29 @@ def test_interrupts_reach_every_statement_before_the_block(torch_threads):
     assert len(fired) >= 10
 
 
-def test_estimator_runs_torch_within_the_budget(
-    small_data, fitted_small, torch_threads, monkeypatch
-):
+class ThreadsSeen(torch.nn.Linear):
+    """A linear layer that records torch's thread count at each batch it runs.
+
+    One list for the class, as skae runs copies of the fitted modules.
+    """
+
+    seen: ClassVar[list[int]] = []
+
+    def forward(self, x):
+        ThreadsSeen.seen.append(torch.get_num_threads())
+        return super().forward(x)
+
+
+def test_estimator_runs_torch_within_the_budget(small_data, torch_threads):
     """fit, transform, inverse_transform and score_samples all take their share.
 
-    The share is the ceiling each call chooses its thread count under.
+    Pinned to all of torch's threads, each call still runs on its share while
+    another call holds the budget.
     """
-    seen = []
-    choose_threads = skae._base.choose_threads
 
-    def recording(module, rows, rows_per_step, ceiling, **kwargs):
-        seen.append((ceiling, torch.get_num_threads()))
-        chooser = choose_threads(module, rows, rows_per_step, ceiling, **kwargs)
-        assert torch.get_num_threads() <= ceiling
-        return chooser
+    def network(n_features, n_outputs):
+        return ThreadsSeen(n_features, n_outputs), ThreadsSeen(n_outputs, n_features)
 
-    monkeypatch.setattr(skae._base, "choose_threads", recording)
     occupied, done = threading.Event(), threading.Event()
 
     def occupy_budget():
@@ -273,21 +280,27 @@ def test_estimator_runs_torch_within_the_budget(
             occupied.set()
             done.wait(timeout=60)
 
+    def threads_of(call):
+        ThreadsSeen.seen.clear()
+        call()
+        return set(ThreadsSeen.seen)
+
     neighbour = threading.Thread(target=occupy_budget)
     neighbour.start()
     try:
         assert occupied.wait(timeout=30)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            codes = (
-                tiny_autoencoder(n_components=3).fit(small_data).transform(small_data)
-            )
-        fitted_small.inverse_transform(codes)
-        fitted_small.score_samples(small_data)
+        with fixed_threads(torch_threads):
+            ae = tiny_autoencoder(network=network, max_iter=2)
+            calls = {"fit": threads_of(lambda: fit_quietly(ae, small_data))}
+            codes = ae.transform(small_data)
+            calls["transform"] = threads_of(lambda: ae.transform(small_data))
+            calls["inverse_transform"] = threads_of(lambda: ae.inverse_transform(codes))
+            calls["score_samples"] = threads_of(lambda: ae.score_samples(small_data))
     finally:
         done.set()
         neighbour.join()
     share = thread_share(torch_threads, 2)
-    assert seen == [(share, share)] * 4
+    assert share < torch_threads
+    assert calls == {name: {share} for name in calls}
     assert torch.get_num_threads() == torch_threads
     assert torch_threads_in_new_thread() == torch_threads
