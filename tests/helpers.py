@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
@@ -97,3 +98,25 @@ def assert_unchanged(model, before):
     for name, value in identities.items():
         assert vars(model)[name] is value, f"{name} was replaced"
     assert_same(dict(vars(model)), values, "model")
+
+
+def starts_at_pca(model, X):
+    """Whether ``model``'s network starts at PCA's solution on ``X``.
+
+    Trained one epoch at a negligible learning rate, a network that starts at
+    PCA reconstructs X as PCA does; one from random weights does not.
+    """
+    barely_trained = clone(model).set_params(
+        max_iter=1, learning_rate_init=1e-9, early_stopping=False
+    )
+    fit_quietly(barely_trained, X)
+    pca = PCA(barely_trained.n_components_).fit(X)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    return bool(np.isclose(-barely_trained.score(X), pca_error, rtol=1e-3))
+
+
+def decodes_into_unit_interval(model):
+    """Whether any code, however far out, decodes into [0, 1], as a sigmoid does."""
+    codes = 1e3 * np.random.RandomState(0).normal(size=(50, model.n_components_))
+    reconstructions = model.inverse_transform(codes)
+    return bool(np.all((reconstructions >= 0) & (reconstructions <= 1)))
