@@ -1,25 +1,15 @@
 """The loss, the sigmoid output it brings, and the code activation."""
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from torch.nn import functional as F
 
 import skae
 from skae import AutoencoderTransformer, VariationalAutoencoder
 from tests.helpers import decodes_into_unit_interval, starts_at_pca
-
-
-@pytest.fixture(autouse=True)
-def no_convergence_warnings():
-    """Tiny fits stop at max_iter by design."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +38,7 @@ def tutorial(**params):
 
 @pytest.fixture(scope="module")
 def fitted_tutorial(pixels):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return tutorial(max_iter=60, batch_size=32, learning_rate_init=0.01).fit(pixels)
+    return tutorial(max_iter=60, batch_size=32, learning_rate_init=0.01).fit(pixels)
 
 
 def binary_cross_entropy(X, probabilities):

@@ -5,20 +5,17 @@ import inspect
 import os
 import sys
 import threading
-import warnings
 from typing import ClassVar
 
 import joblib
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 import skae._threads
 from skae import AutoencoderTransformer, fixed_threads
 from skae._threads import thread_share, torch_thread_budget
-from tests.helpers import fit_quietly
 
 BACKENDS = ["loky", "threading"]
 # Workers may run torch on fewer threads than this process, which changes the
@@ -71,10 +68,8 @@ def test_grid_search_n_jobs_2_matches_sequential(small_data, backend):
             cv=3,
             n_jobs=n_jobs,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            with joblib.parallel_config(backend=backend):
-                return grid.fit(small_data)
+        with joblib.parallel_config(backend=backend):
+            return grid.fit(small_data)
 
     sequential, parallel = search(1), search(2)
     assert parallel.best_params_ == sequential.best_params_
@@ -89,12 +84,10 @@ def test_grid_search_n_jobs_2_matches_sequential(small_data, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cross_val_score_n_jobs_2_matches_sequential(small_data, backend):
     def scores(n_jobs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            with joblib.parallel_config(backend=backend):
-                return cross_val_score(
-                    tiny_autoencoder(n_components=3), small_data, cv=4, n_jobs=n_jobs
-                )
+        with joblib.parallel_config(backend=backend):
+            return cross_val_score(
+                tiny_autoencoder(n_components=3), small_data, cv=4, n_jobs=n_jobs
+            )
 
     sequential, parallel = scores(1), scores(2)
     assert parallel.shape == (4,)
@@ -103,7 +96,6 @@ def test_cross_val_score_n_jobs_2_matches_sequential(small_data, backend):
 
 
 # warnings.catch_warnings is not thread-safe: filter for the whole test.
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fits_in_threads_are_reproducible(small_data, torch_threads):
     """Concurrent fits draw from torch's global RNG in turn, as if alone."""
     torch.set_num_threads(1)  # no thread sharing, so no rounding differences
@@ -124,9 +116,7 @@ def test_fits_in_threads_are_reproducible(small_data, torch_threads):
 
 def fit_and_report_threads(X):
     """Fit in a loky worker; torch's thread count there, and the worker's pid."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        tiny_autoencoder().fit(X)
+    tiny_autoencoder().fit(X)
     return torch.get_num_threads(), os.getpid()
 
 
@@ -291,7 +281,7 @@ def test_estimator_runs_torch_within_the_budget(small_data, torch_threads):
         assert occupied.wait(timeout=30)
         with fixed_threads(torch_threads):
             ae = tiny_autoencoder(network=network, max_iter=2)
-            calls = {"fit": threads_of(lambda: fit_quietly(ae, small_data))}
+            calls = {"fit": threads_of(lambda: ae.fit(small_data))}
             codes = ae.transform(small_data)
             calls["transform"] = threads_of(lambda: ae.transform(small_data))
             calls["inverse_transform"] = threads_of(lambda: ae.inverse_transform(codes))

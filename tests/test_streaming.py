@@ -6,13 +6,12 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skae import AutoencoderTransformer
 from skae._data import INFERENCE_BATCH_SIZE
 from tests import helpers
-from tests.helpers import fit_quietly, load_npz_images
+from tests.helpers import load_npz_images
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -59,7 +58,7 @@ def test_streamed_epochs_match_fit_on_mnist_memmap(tmp_path):
         "max_iter": 3,
         "random_state": 0,
     }
-    whole = fit_quietly(AutoencoderTransformer(**params), X_train)
+    whole = AutoencoderTransformer(**params).fit(X_train)
     streamed = stream(AutoencoderTransformer(**params), X_disk, 1000, n_epochs=3)
     assert streamed.n_iter_ == 3 * 4
     assert -streamed.score(X_test) <= STREAMING_TOLERANCE * -whole.score(X_test)
@@ -76,7 +75,7 @@ def test_streamed_epochs_match_fit_on_synthetic_chunks(tmp_path, chunk_size):
         "learning_rate_init": 1e-2,
         "random_state": 0,
     }
-    whole = fit_quietly(AutoencoderTransformer(**params), X)
+    whole = AutoencoderTransformer(**params).fit(X)
     streamed = stream(
         AutoencoderTransformer(**params),
         to_memmap(X, tmp_path / "x.f32"),
@@ -106,16 +105,13 @@ def test_standardisation_comes_from_the_first_chunk():
 @pytest.fixture(scope="module")
 def fitted_wide():
     X = low_rank_data(300, seed=0)
-    return fit_quietly(
-        AutoencoderTransformer(
-            n_components=3,
-            hidden_layer_sizes=(16,),
-            max_iter=5,
-            early_stopping=False,
-            random_state=0,
-        ),
-        X,
-    )
+    return AutoencoderTransformer(
+        n_components=3,
+        hidden_layer_sizes=(16,),
+        max_iter=5,
+        early_stopping=False,
+        random_state=0,
+    ).fit(X)
 
 
 class RowsSeen(nn.Linear):
@@ -155,12 +151,9 @@ def rows_seen_network(n_features, n_outputs):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inference_runs_in_bounded_batches(method, ends, dtype):
     n_samples = 2 * INFERENCE_BATCH_SIZE + 123
-    ae = fit_quietly(
-        AutoencoderTransformer(
-            n_components=3, network=rows_seen_network, max_iter=2, random_state=0
-        ),
-        low_rank_data(300, seed=0),
-    )
+    ae = AutoencoderTransformer(
+        n_components=3, network=rows_seen_network, max_iter=2, random_state=0
+    ).fit(low_rank_data(300, seed=0))
     X = low_rank_data(n_samples, seed=2).astype(dtype)
     if method == "inverse_transform":
         X = ae.transform(X)
@@ -230,9 +223,7 @@ def test_memory_layout_does_not_change_a_fit(layout, method):
 
     def trained(data):
         ae = AutoencoderTransformer(3, hidden_layer_sizes=(16,), random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            getattr(ae.set_params(max_iter=5), method)(data)
+        getattr(ae.set_params(max_iter=5), method)(data)
         return ae
 
     expected, got = trained(X), trained(moved)
