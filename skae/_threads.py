@@ -98,11 +98,9 @@ def torch_thread_budget() -> Iterator[int]:
 # pass three times (the backward pass costs about two more), an inference step
 # once. Waking a team of threads costs more than it saves on steps this small,
 # and on a busy machine a team whose second thread shares a core waits on it
-# at every step: the default network on the digits (64 features) does about
-# 77 million per training batch of 256 rows and 51 million per inference batch
-# (its encoder) and runs on one thread; on MNIST (784 features) about 400 and
-# 270 million, which are timed. A fixed rule, not a timing, so small fits stay
-# bit-identical.
+# at every step: the default network runs on one thread on the digits and is
+# timed on MNIST (the counts are in docs/benchmarks.rst). A fixed rule, not a
+# timing, so small fits stay bit-identical.
 SMALL_STEP = 150_000_000
 # Multiply-adds of a training step, as multiples of its forward pass.
 TRAINING_STEP_FACTOR = 3
