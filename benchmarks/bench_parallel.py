@@ -3,8 +3,7 @@
 
 Runs the same ``GridSearchCV`` (digits, 4 candidates x 3 folds = 12 fits,
 no refit) sequentially, on joblib's loky backend (fresh workers, then the same workers
-again) and on its threading backend (with skae's thread budget, and without
-it to see what it buys), round-robin so that changing load on the machine
+again) and on its threading backend, round-robin so that changing load on the machine
 hits every configuration alike, and prints one table: wall time, and the CPU
 time of the parent process. It also reports what each worker starts with:
 torch's intra-op thread count, and the time a fresh loky worker takes to
@@ -43,7 +42,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from skae import AutoencoderTransformer
-from skae._threads import no_thread_sharing
 
 GRID = {"n_components": [2, 12], "hidden_layer_sizes": [(64,), (128, 64)]}
 # Width of the rows transform() is timed on: MNIST's, a common image size.
@@ -165,22 +163,12 @@ def configurations(
     def threading_backend():
         return joblib.parallel_config(backend="threading")
 
-    def threading_without_budget():
-        stack = contextlib.ExitStack()
-        stack.enter_context(threading_backend())
-        stack.enter_context(no_thread_sharing())
-        return stack
-
     return {
         "n_jobs=1": (nothing, lambda: None),
         "n_jobs=1, torch.set_num_threads(1)": (lambda: torch_threads(1), lambda: None),
         "loky n_jobs=2, fresh workers": (nothing, fresh_loky_workers),
         "loky n_jobs=2, warm workers": (nothing, lambda: search(X, 2, 1)),
         "threading n_jobs=2": (threading_backend, lambda: None),
-        "threading n_jobs=2, no thread budget": (
-            threading_without_budget,
-            lambda: None,
-        ),
     } | (
         {
             "dask backend, 2 local workers": (

@@ -170,9 +170,9 @@ def one_blas_thread() -> threadpool_limits:
     """Run NumPy's BLAS and LAPACK on one thread for the block.
 
     PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
-    shares its core with any other busy process: with one process spinning
-    beside it on 2 cores, PCA's start of a 10,000 x 784 fit took 9.8 s instead
-    of a fraction of a second. On one thread it costs little more on a quiet
-    machine, and its result does not depend on the machine's core count.
+    shares its core with any other busy process, which made PCA's start many
+    times slower beside one busy process (measured in docs/benchmarks.rst).
+    On one thread it costs little more on a quiet machine, and its result
+    does not depend on the machine's core count.
     """
     return threadpool_limits(limits=1, user_api="blas")

@@ -42,9 +42,6 @@ _lock = threading.Lock()
 _depths: dict[int, int] = {}
 # torch's thread count in the first thread of the current crowd.
 _budget = 1
-# Open no_thread_sharing blocks, in any thread; while any is open, calls do not
-# share (see there).
-_unshared = 0
 
 
 def thread_share(n_threads: int, n_callers: int) -> int:
@@ -59,9 +56,7 @@ def torch_thread_budget() -> Iterator[int]:
     The share is the budget divided by the number of threads inside this
     context when the block starts; nested use in one thread counts once.
     Yields the share: the block may use fewer threads, and the count it
-    found is put back when it ends. Inside :func:`no_thread_sharing`, a
-    thread that enters joins no crowd: it yields its own thread count, as a
-    call alone would.
+    found is put back when it ends.
     """
     global _budget
     ident = threading.get_ident()
@@ -72,12 +67,11 @@ def torch_thread_budget() -> Iterator[int]:
     managed = False
     try:
         with _lock:
-            if not _unshared:
-                depth = _depths.get(ident, 0)
-                _depths[ident] = depth + 1
-                if depth == 0 and len(_depths) == 1:
-                    _budget = torch.get_num_threads()
-                budget, share = _budget, thread_share(_budget, len(_depths))
+            depth = _depths.get(ident, 0)
+            _depths[ident] = depth + 1
+            if depth == 0 and len(_depths) == 1:
+                _budget = torch.get_num_threads()
+            budget, share = _budget, thread_share(_budget, len(_depths))
         current = torch.get_num_threads()
         # A thread may have first run torch while another was limited, and
         # taken that limit as its count: it leaves with the budget, too.
@@ -97,26 +91,6 @@ def torch_thread_budget() -> Iterator[int]:
                     _depths[ident] = depth
 
 
-@contextmanager
-def no_thread_sharing() -> Iterator[None]:
-    """Let concurrent skae calls run as if each were alone, inside the block.
-
-    A private switch for benchmarks and tests, kept stable for them: it
-    shows what :func:`torch_thread_budget` saves. Calls that start inside the
-    block, in any thread of the process, keep their thread's torch thread
-    count and do not count towards the crowd of calls that do share; a call
-    that started before keeps its share. Blocks nest, from any threads.
-    """
-    global _unshared
-    with _lock:
-        _unshared += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _unshared -= 1
-
-
 # -- how many of its threads a call uses ------------------------------------------
 
 # Multiply-adds per step (one training batch, or one inference batch) below
@@ -124,11 +98,9 @@ def no_thread_sharing() -> Iterator[None]:
 # pass three times (the backward pass costs about two more), an inference step
 # once. Waking a team of threads costs more than it saves on steps this small,
 # and on a busy machine a team whose second thread shares a core waits on it
-# at every step: the default network on the digits (64 features) does about
-# 77 million per training batch of 256 rows and 51 million per inference batch
-# (its encoder) and runs on one thread; on MNIST (784 features) about 400 and
-# 270 million, which are timed. A fixed rule, not a timing, so small fits stay
-# bit-identical.
+# at every step: the default network runs on one thread on the digits and is
+# timed on MNIST (the counts are in docs/benchmarks.rst). A fixed rule, not a
+# timing, so small fits stay bit-identical.
 SMALL_STEP = 150_000_000
 # Multiply-adds of a training step, as multiples of its forward pass.
 TRAINING_STEP_FACTOR = 3

@@ -177,37 +177,8 @@ def row_errors(network: nn.Module, X: Rows) -> torch.Tensor:
     return errors
 
 
-EpochObserver = Callable[[int, nn.Module, float, "float | None"], object]
-# The callbacks of observe_epochs, per thread: a fit reports to its own thread's.
-_epoch_observers = threading.local()
-
-
-@contextmanager
-def observe_epochs(callback: EpochObserver) -> Iterator[None]:
-    """Watch every epoch of the fits that run in this thread inside the block.
-
-    The hook under :func:`epoch_callback`, kept stable for benchmarks and
-    tests: after each epoch, :func:`train` calls ``callback(epoch, network,
-    train_loss, valid_loss)`` with the epoch number (from 1 in each call of
-    :func:`train`), the network being trained (on rows as the loop sees them:
-    the estimators standardise X first), and the epoch's training and
-    validation loss in reported units (``valid_loss`` is None without
-    held-out rows). A true return value stops training after this epoch, as
-    early stopping would. The callback may evaluate the network, under
-    ``torch.no_grad()`` and without drawing from torch's random generator (or
-    the fit changes); it must not change its weights. Without observers, the
-    loop pays one attribute lookup per epoch.
-
-    Observers are per thread, so fits in other threads of the process are
-    not seen; blocks nest, and every active callback is called in turn.
-    """
-    if not hasattr(_epoch_observers, "callbacks"):
-        _epoch_observers.callbacks = []
-    _epoch_observers.callbacks.append(callback)
-    try:
-        yield
-    finally:
-        _epoch_observers.callbacks.remove(callback)
+# The callbacks of epoch_callback, per thread: a fit reports to its own thread's.
+_epoch_callbacks = threading.local()
 
 
 @dataclass(frozen=True)
@@ -278,15 +249,13 @@ def epoch_callback(callback: Callable[[EpochReport], object]) -> Iterator[None]:
     """
     if not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r:.80}.")
-
-    def observe(
-        epoch: int, network: nn.Module, loss: float, valid_loss: float | None
-    ) -> object:
-        score = None if valid_loss is None else -valid_loss
-        return callback(EpochReport(epoch, loss, score))
-
-    with observe_epochs(observe):
+    if not hasattr(_epoch_callbacks, "callbacks"):
+        _epoch_callbacks.callbacks = []
+    _epoch_callbacks.callbacks.append(callback)
+    try:
         yield
+    finally:
+        _epoch_callbacks.callbacks.remove(callback)
 
 
 def train(
@@ -393,8 +362,12 @@ def train(
             _print_epoch(epoch, losses)
         valid_loss = losses[1] if judged else None
         stop_asked = False
-        for observe in tuple(getattr(_epoch_observers, "callbacks", ())):
-            stop_asked |= bool(observe(epoch, runs[0].network, losses[0], valid_loss))
+        callbacks = tuple(getattr(_epoch_callbacks, "callbacks", ()))
+        if callbacks:
+            score = None if valid_loss is None else -valid_loss
+            report = EpochReport(epoch, losses[0], score)
+            for callback in callbacks:
+                stop_asked |= bool(callback(report))
         bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
         if epochs is not None:
             if stop_asked:

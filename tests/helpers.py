@@ -4,14 +4,13 @@ Test modules import from here, never from one another.
 """
 
 import copy
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator, clone
+from sklearn.decomposition import PCA
 from torch import nn
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -35,13 +34,6 @@ def low_rank_data(n_samples, n_features, rank, noise, seed=0):
     return latent @ rng.normal(size=(rank, n_features)) + noise * rng.normal(
         size=(n_samples, n_features)
     )
-
-
-def fit_quietly(estimator, X):
-    """Fit without the ConvergenceWarning that few-epoch test fits raise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return estimator.fit(X)
 
 
 def assert_same(new, old, where="value"):
@@ -97,3 +89,25 @@ def assert_unchanged(model, before):
     for name, value in identities.items():
         assert vars(model)[name] is value, f"{name} was replaced"
     assert_same(dict(vars(model)), values, "model")
+
+
+def starts_at_pca(model, X):
+    """Whether ``model``'s network starts at PCA's solution on ``X``.
+
+    Trained one epoch at a negligible learning rate, a network that starts at
+    PCA reconstructs X as PCA does; one from random weights does not.
+    """
+    barely_trained = clone(model).set_params(
+        max_iter=1, learning_rate_init=1e-9, early_stopping=False
+    )
+    barely_trained.fit(X)
+    pca = PCA(barely_trained.n_components_).fit(X)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
+    return bool(np.isclose(-barely_trained.score(X), pca_error, rtol=1e-3))
+
+
+def decodes_into_unit_interval(model):
+    """Whether any code, however far out, decodes into [0, 1], as a sigmoid does."""
+    codes = 1e3 * np.random.RandomState(0).normal(size=(50, model.n_components_))
+    reconstructions = model.inverse_transform(codes)
+    return bool(np.all((reconstructions >= 0) & (reconstructions <= 1)))

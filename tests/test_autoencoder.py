@@ -1,7 +1,6 @@
 """Behaviour of AutoencoderTransformer: the sklearn face."""
 
 import pickle
-import warnings
 
 import joblib
 import numpy as np
@@ -233,9 +232,7 @@ def test_linear_autoencoder_spans_pca_subspace(small_data):
         learning_rate_init=0.01,
         random_state=0,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ae.fit(small_data)
+    ae.fit(small_data)
     pca = PCA(3).fit(small_data)
     pca_error = np.mean(
         (pca.inverse_transform(pca.transform(small_data)) - small_data) ** 2
@@ -351,9 +348,7 @@ def test_pipeline_with_classifier_on_digits(digits):
         AutoencoderTransformer(n_components=16, max_iter=40, random_state=0),
         LogisticRegression(max_iter=2000),
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        pipeline.fit(X_train, y_train)
+    pipeline.fit(X_train, y_train)
     assert pipeline.score(X_test, y_test) > 0.9
 
 
@@ -386,9 +381,7 @@ def test_unsupervised_grid_search_prefers_larger_codes(digits, n_jobs):
         cv=3,
         n_jobs=n_jobs,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X_train)
+    search.fit(X_train)
     assert search.best_params_["n_components"] == 12
     # Scores are negative mean squared reconstruction errors: every candidate
     # reconstructs held-out folds better than their feature means would.
@@ -412,9 +405,7 @@ def test_grid_search_with_downstream_classifier(digits):
         cv=3,
         n_jobs=2,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X_train, y_train)
+    search.fit(X_train, y_train)
     assert search.best_params_["autoencodertransformer__n_components"] == 16
     assert search.score(X_test, y_test) > 0.9
 
@@ -422,9 +413,7 @@ def test_grid_search_with_downstream_classifier(digits):
 def test_beats_pca_on_mnist():
     X_train, _, X_test, _ = load_npz_images("mnist", 10000, 2000)
     ae = AutoencoderTransformer(n_components=16, max_iter=15, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ae.fit(X_train)
+    ae.fit(X_train)
     pca = PCA(16, random_state=0).fit(X_train)
     pca_error = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
     ae_error = -ae.score(X_test)
@@ -453,9 +442,7 @@ def test_cosine_schedule_anneals_and_partial_fit_resumes(small_data):
         early_stopping=False,
         random_state=0,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ae.fit(small_data)
+    ae.fit(small_data)
     assert ae._optimizer_state["param_groups"][0]["lr"] < 1e-6
     before = ae.score(small_data)
     for _ in range(20):

@@ -3,11 +3,9 @@
 import ast
 import inspect
 import re
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer, VariationalAutoencoder
 from skae._base import (
@@ -17,7 +15,6 @@ from skae._base import (
     AUTO_MIN_EPOCHS,
     AUTO_STEPS,
     SHARED_CONSTRAINTS,
-    BaseAutoencoder,
 )
 from skae._standardization import SCALE_ROWS
 
@@ -46,13 +43,6 @@ def documented_parameters(cls):
         elif name:
             entries[name] += "\n" + line
     return {name: text.strip() for name, text in entries.items()}
-
-
-def test_variants_are_siblings_under_the_base():
-    for cls in VARIANTS:
-        assert issubclass(cls, BaseAutoencoder)
-    assert not issubclass(VariationalAutoencoder, AutoencoderTransformer)
-    assert not issubclass(AutoencoderTransformer, VariationalAutoencoder)
 
 
 @pytest.mark.parametrize("cls", VARIANTS)
@@ -126,9 +116,7 @@ def test_docstrings_quote_the_constants_the_code_uses(cls):
 @pytest.mark.parametrize("cls", VARIANTS)
 def test_every_fitted_attribute_is_documented(cls):
     X = np.random.RandomState(0).normal(size=(40, 5))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = cls(n_components=2, hidden_layer_sizes=(4,), max_iter=2).fit(X)
+    model = cls(n_components=2, hidden_layer_sizes=(4,), max_iter=2).fit(X)
     doc = inspect.getdoc(cls)
     section = doc.split("Attributes\n----------\n", 1)[1]
     documented = set(re.findall(r"^(\w+_) : ", section, flags=re.MULTILINE))

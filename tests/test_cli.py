@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
 from skae._cli import main
 from skae._command import FILES, FitProgress
@@ -446,7 +447,7 @@ def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
 
 
 def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
-    """A network too large to allocate: torch's long message, one line of it."""
+    """A fit too large to allocate: torch's long message, one line of it."""
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError(
@@ -456,7 +457,7 @@ def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
             * 30
         )
 
-    monkeypatch.setattr("skae._command.run_comparison", out_of_memory)
+    monkeypatch.setattr(PCA, "fit", out_of_memory)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert status == 1
     assert err.count("\n") == 1
@@ -464,7 +465,7 @@ def test_any_failure_of_the_job_is_one_line(tmp_path, capsys, monkeypatch):
     assert "not enough memory" in err
     assert len(err) < 400
 
-    monkeypatch.setattr("skae._command.run_comparison", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(PCA, "fit", lambda *a, **k: 1 / 0)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert (status, err) == (
         1,
@@ -504,7 +505,7 @@ def test_interrupt_exits_with_130(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("skae._command.run_comparison", interrupted)
+    monkeypatch.setattr(PCA, "fit", interrupted)
     status, _, err = run(capsys, *TINY, "--no-plots", "--output", str(tmp_path))
     assert (status, err) == (130, "skae compare: interrupted\n")
 

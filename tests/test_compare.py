@@ -13,8 +13,6 @@ from sklearn.preprocessing import StandardScaler
 from skae import AutoencoderTransformer, compare
 from skae._compare import TIMING_COLUMNS, run_comparison
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
 
 @pytest.fixture(scope="module")
 def digits_subset():

@@ -5,17 +5,14 @@ interface, started once for the module; skipped where the ``dask`` extra
 (``pip install "skae[dask]"``) is not installed.
 """
 
-import warnings
-
 import joblib
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from skae import AutoencoderTransformer
-from tests.helpers import fit_quietly, low_rank_data
+from tests.helpers import low_rank_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -69,7 +66,7 @@ def test_workers_run_one_torch_thread(client):
 
 
 def test_parallel_post_fit_transforms_on_the_workers(client, X):
-    model = dask_ml_wrappers.ParallelPostFit(fit_quietly(tiny_autoencoder(), X))
+    model = dask_ml_wrappers.ParallelPostFit(tiny_autoencoder().fit(X))
     X_dask = da.from_array(X, chunks=(CHUNK_ROWS, -1))
     codes = model.transform(X_dask)
     assert isinstance(codes, da.Array)
@@ -84,7 +81,7 @@ def test_parallel_post_fit_transforms_on_the_workers(client, X):
 
 def test_map_blocks_gives_lazy_arrays_their_true_shape(client, X):
     """The recipe for code arrays that know their width before computing."""
-    ae = fit_quietly(tiny_autoencoder(), X)
+    ae = tiny_autoencoder().fit(X)
     X_dask = da.from_array(X, chunks=(CHUNK_ROWS, -1))
     codes = X_dask.map_blocks(
         ae.transform, chunks=(X_dask.chunks[0], (ae.n_components,)), dtype=X.dtype
@@ -122,9 +119,7 @@ def test_grid_search_runs_on_the_cluster(client, X):
         grid = GridSearchCV(
             tiny_autoencoder(), {"n_components": [1, 3], "alpha": [0.0, 1e-4]}, cv=2
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return grid.fit(X)
+        return grid.fit(X)
 
     sequential = search()
 

@@ -10,7 +10,6 @@ import torch
 import skae
 from skae import AutoencoderTransformer
 from skae._data import resolve_device
-from tests.helpers import fit_quietly
 
 cuda = pytest.mark.cuda
 needs_cuda = pytest.mark.skipif(
@@ -97,20 +96,20 @@ def test_devices_skae_cannot_use_are_refused(device):
 
 
 def test_auto_without_cuda_makes_no_cuda_call(no_cuda, small_data):
-    ae = fit_quietly(small_autoencoder(device="auto"), small_data)
+    ae = small_autoencoder(device="auto").fit(small_data)
     codes = ae.transform(small_data)
     ae.inverse_transform(codes)
     ae.score_samples(small_data)
     ae.partial_fit(small_data)
     assert not torch.cuda.is_initialized()
-    reference = fit_quietly(small_autoencoder(device="cpu"), small_data)
+    reference = small_autoencoder(device="cpu").fit(small_data)
     np.testing.assert_array_equal(codes, reference.transform(small_data))
 
 
 @pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), "auto"])
 def test_cpu_spellings_give_identical_models(no_cuda, small_data, device):
-    reference = fit_quietly(small_autoencoder(device="cpu"), small_data)
-    ae = fit_quietly(small_autoencoder(device=device), small_data)
+    reference = small_autoencoder(device="cpu").fit(small_data)
+    ae = small_autoencoder(device=device).fit(small_data)
     np.testing.assert_array_equal(
         ae.transform(small_data), reference.transform(small_data)
     )
@@ -118,7 +117,7 @@ def test_cpu_spellings_give_identical_models(no_cuda, small_data, device):
 
 
 def test_cuda_fit_without_cuda_leaves_fitted_model(no_cuda, small_data):
-    ae = fit_quietly(small_autoencoder(), small_data)
+    ae = small_autoencoder().fit(small_data)
     codes = ae.transform(small_data)
     state = {key: value.clone() for key, value in ae.encoder_.state_dict().items()}
     ae.set_params(device="cuda")
@@ -133,7 +132,7 @@ def test_cuda_fit_without_cuda_leaves_fitted_model(no_cuda, small_data):
 
 def test_pickled_state_holds_no_torch_storage(small_data, monkeypatch):
     """Weights and solver state pickle as NumPy arrays, wherever they trained."""
-    ae = fit_quietly(small_autoencoder(), small_data)
+    ae = small_autoencoder().fit(small_data)
     ae.partial_fit(small_data)
     assert storage_locations(ae, monkeypatch) == []
     buffer = io.BytesIO()
@@ -153,7 +152,7 @@ def test_pickled_state_holds_no_torch_storage(small_data, monkeypatch):
 def test_model_saved_for_cuda_runs_on_cpu_after_set_params(
     no_cuda, small_data, tmp_path
 ):
-    ae = fit_quietly(small_autoencoder(), small_data)
+    ae = small_autoencoder().fit(small_data)
     expected = ae.transform(small_data)
     ae.set_params(device="cuda")
     path = tmp_path / "model.safetensors"
@@ -167,7 +166,7 @@ def test_model_saved_for_cuda_runs_on_cpu_after_set_params(
 
 
 def test_pickle_round_trip_keeps_device_choice(small_data):
-    ae = fit_quietly(small_autoencoder(device=torch.device("cpu")), small_data)
+    ae = small_autoencoder(device=torch.device("cpu")).fit(small_data)
     loaded = pickle.loads(pickle.dumps(ae))
     assert loaded.device == torch.device("cpu")
     np.testing.assert_array_equal(
@@ -179,7 +178,7 @@ def test_pickle_round_trip_keeps_device_choice(small_data):
 @needs_cuda
 @pytest.mark.parametrize("device", ["cuda", "auto"])
 def test_cuda_fit_leaves_modules_on_cpu(small_data, device, monkeypatch):
-    ae = fit_quietly(small_autoencoder(device=device), small_data)
+    ae = small_autoencoder(device=device).fit(small_data)
     assert resolve_device(device).type == "cuda"
     ae.partial_fit(small_data)
     assert set(storage_locations(ae, monkeypatch)) == {"cpu"}
@@ -191,7 +190,7 @@ def test_cuda_fit_leaves_modules_on_cpu(small_data, device, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cuda_and_cpu_inference_agree(small_data, dtype):
     X = small_data.astype(dtype)
-    ae = fit_quietly(small_autoencoder(device="cuda"), X)
+    ae = small_autoencoder(device="cuda").fit(X)
     on_cuda = ae.transform(X)
     assert on_cuda.dtype == dtype
     on_cpu = ae.set_params(device="cpu").transform(X)
@@ -208,15 +207,15 @@ def test_cuda_and_cpu_inference_agree(small_data, dtype):
 @needs_cuda
 def test_cuda_fit_leaves_cuda_random_state_alone(small_data):
     before = torch.cuda.get_rng_state()
-    fit_quietly(small_autoencoder(device="cuda"), small_data)
+    small_autoencoder(device="cuda").fit(small_data)
     assert torch.equal(torch.cuda.get_rng_state(), before)
 
 
 @cuda
 @needs_cuda
 def test_cuda_fit_is_reproducible(small_data):
-    first = fit_quietly(small_autoencoder(device="cuda"), small_data)
-    second = fit_quietly(small_autoencoder(device="cuda"), small_data)
+    first = small_autoencoder(device="cuda").fit(small_data)
+    second = small_autoencoder(device="cuda").fit(small_data)
     np.testing.assert_allclose(
         first.transform(small_data), second.transform(small_data), rtol=1e-5
     )

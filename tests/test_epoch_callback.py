@@ -16,7 +16,7 @@ from skae import (
     VariationalAutoencoder,
     epoch_callback,
 )
-from tests.helpers import assert_unchanged, fit_quietly, low_rank_data, snapshot
+from tests.helpers import assert_unchanged, low_rank_data, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_the_callback_sees_every_epoch_as_the_fitted_curves_record_it(
 ):
     reports = []
     with epoch_callback(reports.append):
-        model = fit_quietly(small(cls, max_iter=6, early_stopping=early_stopping), X)
+        model = small(cls, max_iter=6, early_stopping=early_stopping).fit(X)
     assert all(isinstance(report, EpochReport) for report in reports)
     judged = [report for report in reports if report.validation_score is not None]
     # With held-out rows, the refit on every row follows the judged epochs.
@@ -52,9 +52,9 @@ def test_the_callback_sees_every_epoch_as_the_fitted_curves_record_it(
 
 
 def test_watching_does_not_change_the_fit(X):
-    plain = fit_quietly(small(max_iter=5), X)
+    plain = small(max_iter=5).fit(X)
     with epoch_callback(lambda report: None):
-        watched = fit_quietly(small(max_iter=5), X)
+        watched = small(max_iter=5).fit(X)
     np.testing.assert_array_equal(watched.transform(X), plain.transform(X))
 
 
@@ -86,12 +86,12 @@ def test_stopping_keeps_the_best_held_out_epoch(X):
     best = int(np.argmax(stopped.validation_scores_)) + 1
     assert best < 8, "the last epoch must not be the best, or this proves nothing"
     assert stopped.best_validation_score_ == max(stopped.validation_scores_)
-    ended_there = fit_quietly(small(max_iter=best, **settings), X)
+    ended_there = small(max_iter=best, **settings).fit(X)
     np.testing.assert_array_equal(stopped.transform(X), ended_there.transform(X))
 
 
 def test_an_exception_in_the_callback_leaves_a_fitted_model_unchanged(X):
-    model = fit_quietly(small(max_iter=3, warm_start=True), X)
+    model = small(max_iter=3, warm_start=True).fit(X)
     before = snapshot(model)
 
     def fail(report):
@@ -120,7 +120,7 @@ def test_fits_inside_pipelines_and_searches_are_seen(X):
         cv=2,
     )
     with epoch_callback(reports.append):
-        fit_quietly(search, X)
+        search.fit(X)
     # Two sizes x two folds, then the refit: five fits of three epochs.
     assert len(reports) == 5 * 3
 
@@ -129,16 +129,16 @@ def test_blocks_nest_and_end(X):
     outer, inner = [], []
     with epoch_callback(outer.append):
         with epoch_callback(inner.append):
-            fit_quietly(small(max_iter=2), X)
-        fit_quietly(small(max_iter=3), X)
-    fit_quietly(small(max_iter=2), X)
+            small(max_iter=2).fit(X)
+        small(max_iter=3).fit(X)
+    small(max_iter=2).fit(X)
     assert len(inner) == 2 and len(outer) == 5
 
 
 def test_fits_in_other_threads_are_not_seen(X):
     reports = []
     with epoch_callback(reports.append):
-        thread = threading.Thread(target=lambda: fit_quietly(small(max_iter=2), X))
+        thread = threading.Thread(target=lambda: small(max_iter=2).fit(X))
         thread.start()
         thread.join()
     assert reports == []

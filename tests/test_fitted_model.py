@@ -18,7 +18,7 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._fitted_state import check_fitted_state
-from tests.helpers import fit_quietly, low_rank_data
+from tests.helpers import low_rank_data
 
 MODEL_FILES = Path(__file__).resolve().parent / "model_files"
 
@@ -57,12 +57,12 @@ def test_a_code_wider_than_the_input_is_refused(estimator, method):
     ids=["as-wide", "sparse", "denoising", "variational"],
 )
 def test_codes_a_term_shapes_may_be_wider_than_the_input(estimator):
-    codes = fit_quietly(estimator, X_SMALL).transform(X_SMALL)
+    codes = estimator.fit(X_SMALL).transform(X_SMALL)
     assert codes.shape == (40, estimator.n_components)
 
 
 def test_a_refused_refit_leaves_the_fitted_model_as_it_was():
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=2), X_SMALL)
+    model = AutoencoderTransformer(n_components=2, max_iter=2).fit(X_SMALL)
     codes = model.transform(X_SMALL)
     with pytest.raises(ValueError, match="exceeds n_features"):
         model.set_params(n_components=5).fit(X_SMALL)
@@ -76,17 +76,14 @@ X_DIGITS = load_digits().data[:400]
 
 def test_a_linear_pca_start_tells_what_pca_tells():
     """Held at PCA's solution, the importances are explained_variance_ratio_."""
-    model = fit_quietly(
-        AutoencoderTransformer(
-            5,
-            hidden_layer_sizes=(),
-            early_stopping=False,
-            learning_rate_init=1e-12,
-            max_iter=1,
-            random_state=0,
-        ),
-        X_DIGITS,
-    )
+    model = AutoencoderTransformer(
+        5,
+        hidden_layer_sizes=(),
+        early_stopping=False,
+        learning_rate_init=1e-12,
+        max_iter=1,
+        random_state=0,
+    ).fit(X_DIGITS)
     pca = PCA(5).fit(X_DIGITS)
     np.testing.assert_allclose(
         model.component_importances_, pca.explained_variance_ratio_, rtol=1e-3
@@ -102,16 +99,13 @@ def reconstruction_r2(model, X):
 
 
 def test_without_held_out_rows_r2_is_that_of_the_training_rows():
-    model = fit_quietly(
-        AutoencoderTransformer(
-            4,
-            hidden_layer_sizes=(16,),
-            early_stopping=False,
-            max_iter=5,
-            random_state=0,
-        ),
-        X_DIGITS,
-    )
+    model = AutoencoderTransformer(
+        4,
+        hidden_layer_sizes=(16,),
+        early_stopping=False,
+        max_iter=5,
+        random_state=0,
+    ).fit(X_DIGITS)
     assert model.reconstruction_r2_ == pytest.approx(
         reconstruction_r2(model, X_DIGITS), abs=1e-5
     )
@@ -119,12 +113,9 @@ def test_without_held_out_rows_r2_is_that_of_the_training_rows():
 
 def test_with_held_out_rows_r2_is_that_of_the_held_out_rows():
     """The held-out error that chose the model, over those rows' variance."""
-    model = fit_quietly(
-        AutoencoderTransformer(
-            4, hidden_layer_sizes=(16,), early_stopping=True, max_iter=5, random_state=0
-        ),
-        X_DIGITS,
-    )
+    model = AutoencoderTransformer(
+        4, hidden_layer_sizes=(16,), early_stopping=True, max_iter=5, random_state=0
+    ).fit(X_DIGITS)
     # The split fit makes: a seed drawn first, then the rows held out.
     rng = np.random.RandomState(0)
     rng.randint(np.iinfo(np.int32).max)
@@ -154,13 +145,13 @@ ORDERED = {
 @pytest.mark.parametrize("name", list(ORDERED))
 def test_columns_come_in_order_and_outputs_stay_exact(name, monkeypatch):
     X = X_DIGITS / 16
-    model = fit_quietly(clone(ORDERED[name]).set_params(random_state=0), X)
+    model = clone(ORDERED[name]).set_params(random_state=0).fit(X)
     importances = model.component_importances_
     assert importances.shape == (model.n_components_,)
     assert np.all(np.diff(importances) <= 0)
     # The same fit, its columns left where training put them.
     monkeypatch.setattr(skae._base, "order_code_columns", lambda *args: False)
-    unordered = fit_quietly(clone(ORDERED[name]).set_params(random_state=0), X)
+    unordered = clone(ORDERED[name]).set_params(random_state=0).fit(X)
     order = np.argsort(-unordered.component_importances_, kind="stable")
     np.testing.assert_allclose(importances, unordered.component_importances_[order])
     codes = model.transform(X)
@@ -187,9 +178,8 @@ def test_custom_networks_are_measured_but_keep_their_order():
             nn.Sequential(nn.Linear(n_outputs, 8), nn.Tanh(), nn.Linear(8, n_features)),
         )
 
-    model = fit_quietly(
-        AutoencoderTransformer(3, network=network, max_iter=3, random_state=0),
-        X_DIGITS,
+    model = AutoencoderTransformer(3, network=network, max_iter=3, random_state=0).fit(
+        X_DIGITS
     )
     assert model.component_importances_.shape == (3,)
     assert np.isfinite(model.reconstruction_r2_)
@@ -200,7 +190,7 @@ def test_partial_fit_measures_nothing(small_data):
     model.partial_fit(small_data)
     assert model.reconstruction_r2_ is None
     assert model.component_importances_ is None
-    fit_quietly(model.set_params(max_iter=2), small_data)
+    model.set_params(max_iter=2).fit(small_data)
     assert 0 < model.reconstruction_r2_ <= 1
     model.partial_fit(small_data)
     assert model.component_importances_ is None

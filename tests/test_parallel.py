@@ -5,18 +5,16 @@ import inspect
 import os
 import sys
 import threading
-import warnings
+from typing import ClassVar
 
 import joblib
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-import skae._base
 import skae._threads
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, fixed_threads
 from skae._threads import thread_share, torch_thread_budget
 
 BACKENDS = ["loky", "threading"]
@@ -70,10 +68,8 @@ def test_grid_search_n_jobs_2_matches_sequential(small_data, backend):
             cv=3,
             n_jobs=n_jobs,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            with joblib.parallel_config(backend=backend):
-                return grid.fit(small_data)
+        with joblib.parallel_config(backend=backend):
+            return grid.fit(small_data)
 
     sequential, parallel = search(1), search(2)
     assert parallel.best_params_ == sequential.best_params_
@@ -88,12 +84,10 @@ def test_grid_search_n_jobs_2_matches_sequential(small_data, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cross_val_score_n_jobs_2_matches_sequential(small_data, backend):
     def scores(n_jobs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            with joblib.parallel_config(backend=backend):
-                return cross_val_score(
-                    tiny_autoencoder(n_components=3), small_data, cv=4, n_jobs=n_jobs
-                )
+        with joblib.parallel_config(backend=backend):
+            return cross_val_score(
+                tiny_autoencoder(n_components=3), small_data, cv=4, n_jobs=n_jobs
+            )
 
     sequential, parallel = scores(1), scores(2)
     assert parallel.shape == (4,)
@@ -102,7 +96,6 @@ def test_cross_val_score_n_jobs_2_matches_sequential(small_data, backend):
 
 
 # warnings.catch_warnings is not thread-safe: filter for the whole test.
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fits_in_threads_are_reproducible(small_data, torch_threads):
     """Concurrent fits draw from torch's global RNG in turn, as if alone."""
     torch.set_num_threads(1)  # no thread sharing, so no rounding differences
@@ -123,9 +116,7 @@ def test_fits_in_threads_are_reproducible(small_data, torch_threads):
 
 def fit_and_report_threads(X):
     """Fit in a loky worker; torch's thread count there, and the worker's pid."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        tiny_autoencoder().fit(X)
+    tiny_autoencoder().fit(X)
     return torch.get_num_threads(), os.getpid()
 
 
@@ -249,23 +240,29 @@ def test_interrupts_reach_every_statement_before_the_block(torch_threads):
     assert len(fired) >= 10
 
 
-def test_estimator_runs_torch_within_the_budget(
-    small_data, fitted_small, torch_threads, monkeypatch
-):
+class ThreadsSeen(torch.nn.Linear):
+    """A linear layer that records torch's thread count at each batch it runs.
+
+    One list for the class, as skae runs copies of the fitted modules.
+    """
+
+    seen: ClassVar[list[int]] = []
+
+    def forward(self, x):
+        ThreadsSeen.seen.append(torch.get_num_threads())
+        return super().forward(x)
+
+
+def test_estimator_runs_torch_within_the_budget(small_data, torch_threads):
     """fit, transform, inverse_transform and score_samples all take their share.
 
-    The share is the ceiling each call chooses its thread count under.
+    Pinned to all of torch's threads, each call still runs on its share while
+    another call holds the budget.
     """
-    seen = []
-    choose_threads = skae._base.choose_threads
 
-    def recording(module, rows, rows_per_step, ceiling, **kwargs):
-        seen.append((ceiling, torch.get_num_threads()))
-        chooser = choose_threads(module, rows, rows_per_step, ceiling, **kwargs)
-        assert torch.get_num_threads() <= ceiling
-        return chooser
+    def network(n_features, n_outputs):
+        return ThreadsSeen(n_features, n_outputs), ThreadsSeen(n_outputs, n_features)
 
-    monkeypatch.setattr(skae._base, "choose_threads", recording)
     occupied, done = threading.Event(), threading.Event()
 
     def occupy_budget():
@@ -273,21 +270,27 @@ def test_estimator_runs_torch_within_the_budget(
             occupied.set()
             done.wait(timeout=60)
 
+    def threads_of(call):
+        ThreadsSeen.seen.clear()
+        call()
+        return set(ThreadsSeen.seen)
+
     neighbour = threading.Thread(target=occupy_budget)
     neighbour.start()
     try:
         assert occupied.wait(timeout=30)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            codes = (
-                tiny_autoencoder(n_components=3).fit(small_data).transform(small_data)
-            )
-        fitted_small.inverse_transform(codes)
-        fitted_small.score_samples(small_data)
+        with fixed_threads(torch_threads):
+            ae = tiny_autoencoder(network=network, max_iter=2)
+            calls = {"fit": threads_of(lambda: ae.fit(small_data))}
+            codes = ae.transform(small_data)
+            calls["transform"] = threads_of(lambda: ae.transform(small_data))
+            calls["inverse_transform"] = threads_of(lambda: ae.inverse_transform(codes))
+            calls["score_samples"] = threads_of(lambda: ae.score_samples(small_data))
     finally:
         done.set()
         neighbour.join()
     share = thread_share(torch_threads, 2)
-    assert seen == [(share, share)] * 4
+    assert share < torch_threads
+    assert calls == {name: {share} for name in calls}
     assert torch.get_num_threads() == torch_threads
     assert torch_threads_in_new_thread() == torch_threads

@@ -26,7 +26,6 @@ from tests.helpers import low_rank_data
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
-    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
 AUTOENCODERS = [AutoencoderTransformer, VariationalAutoencoder]

@@ -12,10 +12,10 @@ from torch import nn
 
 from skae import AutoencoderTransformer, VariationalAutoencoder, load, save
 from skae._fitting import Fold, fit_network, trained_beats_start
-from skae._networks import AutoencoderNet, LinearWithResidual
+from skae._networks import AutoencoderNet
 from skae._pca import smallest_sufficient_code
 from skae._training import TrainingConfig
-from tests.helpers import fit_quietly, low_rank_data
+from tests.helpers import low_rank_data, starts_at_pca
 
 
 def mse(model, X):
@@ -42,18 +42,15 @@ def test_untrained_start_is_pca(digits_split, image_shape):
     """A step too small to move the weights leaves PCA's codes and reconstructions."""
     X_train, X_test = digits_split
     pca = PCA(n_components=5).fit(X_train)
-    ae = fit_quietly(
-        AutoencoderTransformer(
-            n_components=5,
-            image_shape=image_shape,
-            conv_channels=(4,),
-            learning_rate_init=1e-12,
-            max_iter=1,
-            early_stopping=False,
-            random_state=0,
-        ),
-        X_train,
-    )
+    ae = AutoencoderTransformer(
+        n_components=5,
+        image_shape=image_shape,
+        conv_channels=(4,),
+        learning_rate_init=1e-12,
+        max_iter=1,
+        early_stopping=False,
+        random_state=0,
+    ).fit(X_train)
     np.testing.assert_allclose(
         ae.transform(X_test) * ae.scale_, pca.transform(X_test), atol=1e-4
     )
@@ -67,7 +64,7 @@ def test_untrained_start_is_pca(digits_split, image_shape):
 def test_digits_k32_beats_pca_with_defaults(digits_split):
     X_train, X_test = digits_split
     pca_error = mse(PCA(n_components=32).fit(X_train), X_test)
-    ae = fit_quietly(AutoencoderTransformer(n_components=32, random_state=0), X_train)
+    ae = AutoencoderTransformer(n_components=32, random_state=0).fit(X_train)
     # Measured 0.66 (benchmarks/bench_vs_pca.py); random weights gave 1.8.
     assert mse(ae, X_test) <= 0.8 * pca_error
 
@@ -76,7 +73,7 @@ def test_digits_k32_beats_pca_with_defaults(digits_split):
 def test_breast_cancer_never_worse_than_pca_with_defaults(breast_cancer_split, k):
     X_train, X_test = breast_cancer_split
     pca_error = mse(PCA(n_components=k).fit(X_train), X_test)
-    ae = fit_quietly(AutoencoderTransformer(n_components=k, random_state=0), X_train)
+    ae = AutoencoderTransformer(n_components=k, random_state=0).fit(X_train)
     # Random weights gave 1.13 and 6.6; float32 rounds the PCA start's error.
     assert mse(ae, X_test) <= pca_error * (1 + 1e-6)
 
@@ -88,7 +85,7 @@ def test_linear_data_ends_no_worse_than_pca():
     X += 0.3 * rng.normal(size=X.shape)
     X_train, X_test = X[:900], X[900:]
     pca_error = mse(PCA(n_components=3).fit(X_train), X_test)
-    ae = fit_quietly(AutoencoderTransformer(n_components=3, random_state=0), X_train)
+    ae = AutoencoderTransformer(n_components=3, random_state=0).fit(X_train)
     assert mse(ae, X_test) <= 1.01 * pca_error
     assert ae.best_validation_score_ >= max(ae.validation_scores_)
 
@@ -153,7 +150,7 @@ def test_a_large_advantage_on_a_few_rows_needs_two_standard_errors():
 def test_small_table_where_training_overfits_keeps_pca():
     """20 standardised rows: training fits the noise, the kept model is PCA."""
     X = StandardScaler().fit_transform(load_breast_cancer().data[:20])
-    ae = fit_quietly(AutoencoderTransformer(n_components=3, random_state=0), X)
+    ae = AutoencoderTransformer(n_components=3, random_state=0).fit(X)
     pca = PCA(n_components=3).fit(X)
     np.testing.assert_allclose(
         ae.inverse_transform(ae.transform(X)),
@@ -171,7 +168,7 @@ def test_training_that_truly_wins_still_wins(tmp_path):
     X = np.column_stack([np.cos(angle), np.sin(angle), np.cos(2 * angle)])
     X += 0.02 * rng.normal(size=X.shape)
     X_train, X_test = X[:60], X[60:]
-    ae = fit_quietly(AutoencoderTransformer(n_components=1, random_state=0), X_train)
+    ae = AutoencoderTransformer(n_components=1, random_state=0).fit(X_train)
     pca_error = mse(PCA(n_components=1).fit(X_train), X_test)
     assert mse(ae, X_test) < 0.7 * pca_error
     # The refit trains the best epoch's length, fewer epochs than were judged;
@@ -208,7 +205,7 @@ def test_the_kept_model_has_learnt_from_every_row():
         X_odd = X.copy()
         X_odd[row] = 0.0
         X_odd[row, 5] = 30.0
-        ae = fit_quietly(AutoencoderTransformer(**settings), X_odd)
+        ae = AutoencoderTransformer(**settings).fit(X_odd)
         reconstruction = ae.inverse_transform(ae.transform(X_odd[row : row + 1]))
         error = np.sum((reconstruction - X_odd[row]) ** 2)
         spread = np.sum((X_odd[row] - X_odd.mean(axis=0)) ** 2)
@@ -220,10 +217,8 @@ def test_random_init_keeps_the_plain_network(digits_split):
     ae = AutoencoderTransformer(
         n_components=4, init="random", max_iter=2, random_state=0
     )
-    fit_quietly(ae, X_train)
-    assert not isinstance(ae._network.encoder, LinearWithResidual)
-    pca_start = fit_quietly(clone(ae).set_params(init="pca"), X_train)
-    assert isinstance(pca_start._network.encoder, LinearWithResidual)
+    assert not starts_at_pca(ae, X_train)
+    assert starts_at_pca(clone(ae).set_params(init="pca"), X_train)
 
 
 def test_custom_networks_and_vae_keep_their_own_start(digits_split):
@@ -236,8 +231,7 @@ def test_custom_networks_and_vae_keep_their_own_start(digits_split):
         AutoencoderTransformer(n_components=3, network=network, max_iter=2),
         VariationalAutoencoder(n_components=3, max_iter=2),
     ):
-        fit_quietly(model.set_params(random_state=0), X_train)
-        assert not isinstance(model._network.encoder, LinearWithResidual)
+        assert not starts_at_pca(model.set_params(random_state=0), X_train)
 
 
 def test_partial_fit_starts_from_the_first_batch_pca(digits_split):
@@ -253,20 +247,16 @@ def test_partial_fit_starts_from_the_first_batch_pca(digits_split):
 
 def test_auto_early_stopping_judges_by_holdout_or_cross_validation(digits_split):
     X_train, _ = digits_split
-    ae = fit_quietly(
-        AutoencoderTransformer(n_components=2, max_iter=3, random_state=0), X_train
-    )
+    ae = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(X_train)
     assert len(ae.validation_scores_) == 3
     assert ae.best_loss_ is None
-    small = fit_quietly(
-        AutoencoderTransformer(n_components=2, max_iter=3, random_state=0),
-        X_train[:40],
+    small = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(
+        X_train[:40]
     )
     # Too few rows for a holdout: five folds judge, every row held out once.
     assert len(small.validation_scores_) == 3
-    tiny = fit_quietly(
-        AutoencoderTransformer(n_components=2, max_iter=3, random_state=0),
-        X_train[:9],
+    tiny = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(
+        X_train[:9]
     )
     assert tiny.validation_scores_ is None
     assert tiny.best_loss_ == min(tiny.loss_curve_)
@@ -275,16 +265,15 @@ def test_auto_early_stopping_judges_by_holdout_or_cross_validation(digits_split)
 def test_fraction_picks_the_smallest_sufficient_code(digits_split):
     """n_components=0.8: a code at most PCA's size, reaching R² 0.8 held out."""
     X_train, X_test = digits_split
-    ae = fit_quietly(AutoencoderTransformer(n_components=0.8, random_state=0), X_train)
+    ae = AutoencoderTransformer(n_components=0.8, random_state=0).fit(X_train)
     pca = PCA(n_components=0.8).fit(X_train)
     # Measured: 6 components against PCA's 13.
     assert 1 <= ae.n_components_ < pca.n_components_
     assert ae.transform(X_test).shape == (len(X_test), ae.n_components_)
     assert len(ae.get_feature_names_out()) == ae.n_components_
     # The network kept is the one a plain fit of that size gives.
-    same = fit_quietly(
-        AutoencoderTransformer(n_components=ae.n_components_, random_state=0),
-        X_train,
+    same = AutoencoderTransformer(n_components=ae.n_components_, random_state=0).fit(
+        X_train
     )
     np.testing.assert_array_equal(same.transform(X_test), ae.transform(X_test))
     total = np.mean((X_test - X_train.mean(axis=0)) ** 2)

@@ -8,14 +8,12 @@ import copy
 import functools
 import os
 import tempfile
-import warnings
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from sklearn.exceptions import ConvergenceWarning
 
 import skae
 from skae import AutoencoderTransformer, load, save
@@ -23,7 +21,6 @@ from tests.helpers import assert_unchanged, snapshot
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
-    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
 CONSTRAINTS = AutoencoderTransformer._parameter_constraints
@@ -179,11 +176,9 @@ def test_no_nan_comes_out_whatever_the_learning_rate(
 @functools.cache
 def fitted_model(cls=AutoencoderTransformer):
     X = np.random.RandomState(0).normal(size=(30, 5))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return cls(
-            n_components=2, hidden_layer_sizes=(4,), max_iter=3, random_state=0
-        ).fit(X)
+    return cls(n_components=2, hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(
+        X
+    )
 
 
 @PROPERTY

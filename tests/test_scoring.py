@@ -53,7 +53,6 @@ UNTRAINED = AutoencoderTransformer(
 )
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("autoencoder", [TRAINED, UNTRAINED], ids=["trained", "not"])
 def test_search_picks_the_lower_held_out_reconstruction_error(autoencoder):
     X = curve_data()

@@ -20,7 +20,6 @@ from skae import (
     AutoencoderTransformer,
     VariationalAutoencoder,
 )
-from tests.helpers import fit_quietly
 
 sio = pytest.importorskip("skops.io")
 
@@ -72,7 +71,7 @@ def skops_round_trip(obj, extra_trusted=()):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_skops_round_trip_is_bit_for_bit(name, X):
-    model = fit_quietly(MODELS[name]().set_params(random_state=0), X)
+    model = MODELS[name]().set_params(random_state=0).fit(X)
     extra = {f"{__name__}.tiny_network"}
     loaded, data = skops_round_trip(model, extra)
     assert_array_equal(loaded.transform(X), model.transform(X))
@@ -96,17 +95,17 @@ def test_skops_pipeline_and_column_transformer(X):
         ]
     )
     for pipeline in (make_pipeline(StandardScaler(), autoencoder), columns):
-        fit_quietly(pipeline, X)
+        pipeline.fit(X)
         loaded, _ = skops_round_trip(pipeline)
         assert_array_equal(loaded.transform(X), pipeline.transform(X))
-    pipeline = fit_quietly(make_pipeline(StandardScaler(), detector), X)
+    pipeline = make_pipeline(StandardScaler(), detector).fit(X)
     loaded, _ = skops_round_trip(pipeline)
     assert_array_equal(loaded.decision_function(X), pipeline.decision_function(X))
     assert_array_equal(loaded.predict(X), pipeline.predict(X))
 
 
 def test_skops_refuses_untrusted_skae_types_by_default(X):
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=1), X)
+    model = AutoencoderTransformer(n_components=2, max_iter=1).fit(X)
     with pytest.raises(sio.exceptions.UntrustedTypesFoundException):
         sio.loads(sio.dumps(model))
 
@@ -147,7 +146,7 @@ def _attributes(schema):
 )
 def test_skops_file_with_an_edited_state_is_refused(X, attribute, value, match):
     """The checks skae.load makes run on a skops file's state too."""
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=2), X)
+    model = AutoencoderTransformer(n_components=2, max_iter=2).fit(X)
     data = sio.dumps(model)
 
     def edit(schema):
@@ -162,7 +161,7 @@ def test_skops_file_with_an_edited_state_is_refused(X, attribute, value, match):
 
 
 def test_skops_file_with_edited_weights_is_refused(X):
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=2), X)
+    model = AutoencoderTransformer(n_components=2, max_iter=2).fit(X)
     state = model.__getstate__()
     name = next(iter(state["__skae_weights"]))
     state["__skae_weights"][name] = np.zeros((1, 1), dtype=np.float32)
@@ -175,7 +174,7 @@ def test_skops_file_with_edited_weights_is_refused(X):
 @pytest.mark.parametrize("name", MODELS)
 def test_pickle_and_deepcopy_are_bit_for_bit(name, X):
     """Pickling keeps working, custom network callables included."""
-    model = fit_quietly(MODELS[name]().set_params(random_state=0), X)
+    model = MODELS[name]().set_params(random_state=0).fit(X)
     for copied in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
         assert_array_equal(copied.transform(X), model.transform(X))
         assert copied.loss_curve_ == model.loss_curve_
@@ -187,10 +186,9 @@ def test_pickle_and_deepcopy_are_bit_for_bit(name, X):
 
 
 def test_pickled_state_holds_no_torch_object(X):
-    model = fit_quietly(
-        AutoencoderTransformer(n_components=2, max_iter=2, device=torch.device("cpu")),
-        X,
-    )
+    model = AutoencoderTransformer(
+        n_components=2, max_iter=2, device=torch.device("cpu")
+    ).fit(X)
     state = model.__getstate__()
     assert not [name for name, value in state.items() if "torch" in repr(type(value))]
     loaded = pickle.loads(pickle.dumps(model))

@@ -16,7 +16,6 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._pca import principal_axes
-from tests.helpers import fit_quietly
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -71,8 +70,8 @@ def assert_same_model(sparse_model, dense_model, X):
 def test_sparse_fit_equals_dense_fit(tall, container):
     """Each SciPy format fits the model dense X fits, bit for bit."""
     params = dict(n_components=2, hidden_layer_sizes=(6,), max_iter=4, random_state=0)
-    sparse_model = fit_quietly(AutoencoderTransformer(**params), container(tall))
-    dense_model = fit_quietly(AutoencoderTransformer(**params), tall.toarray())
+    sparse_model = AutoencoderTransformer(**params).fit(container(tall))
+    dense_model = AutoencoderTransformer(**params).fit(tall.toarray())
     assert_same_model(sparse_model, dense_model, tall)
     assert_array_equal(
         sparse_model.transform(container(tall)), dense_model.transform(tall.toarray())
@@ -91,8 +90,8 @@ def test_sparse_fit_equals_dense_fit(tall, container):
 def test_wide_sparse_fit_equals_dense_fit(wide, params):
     """Wide sparse X: held-out rows stay sparse, PCA's randomized start matches."""
     params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, **params)
-    sparse_model = fit_quietly(AutoencoderTransformer(**params), wide)
-    dense_model = fit_quietly(AutoencoderTransformer(**params), wide.toarray())
+    sparse_model = AutoencoderTransformer(**params).fit(wide)
+    dense_model = AutoencoderTransformer(**params).fit(wide.toarray())
     assert_same_model(sparse_model, dense_model, wide)
 
 
@@ -112,10 +111,8 @@ def test_sparse_pca_start_equals_dense(wide):
 
 def test_sparse_fraction_of_variance_equals_dense(tall):
     params = dict(n_components=0.8, hidden_layer_sizes=(6,), max_iter=3)
-    sparse_model = fit_quietly(AutoencoderTransformer(**params, random_state=0), tall)
-    dense_model = fit_quietly(
-        AutoencoderTransformer(**params, random_state=0), tall.toarray()
-    )
+    sparse_model = AutoencoderTransformer(**params, random_state=0).fit(tall)
+    dense_model = AutoencoderTransformer(**params, random_state=0).fit(tall.toarray())
     assert sparse_model.n_components_ == dense_model.n_components_
     assert_same_model(sparse_model, dense_model, tall)
 
@@ -137,7 +134,7 @@ def test_sparse_partial_fit_equals_dense(tall):
 
 def test_sparse_float32_stays_float32(tall):
     X = tall.astype(np.float32)
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=2), X)
+    model = AutoencoderTransformer(n_components=2, max_iter=2).fit(X)
     assert model.transform(X).dtype == np.float32
     assert_array_equal(model.transform(X), model.transform(X.toarray()))
 
@@ -145,24 +142,21 @@ def test_sparse_float32_stays_float32(tall):
 def test_sparse_variational_and_outlier_detector_equal_dense(tall):
     D = tall.toarray()
     vae = dict(n_components=2, hidden_layer_sizes=(6,), max_iter=3, random_state=0)
-    sparse_vae = fit_quietly(VariationalAutoencoder(**vae), tall)
+    sparse_vae = VariationalAutoencoder(**vae).fit(tall)
     assert_array_equal(
         sparse_vae.transform(tall),
-        fit_quietly(VariationalAutoencoder(**vae), D).transform(D),
+        VariationalAutoencoder(**vae).fit(D).transform(D),
     )
-    sparse_detector = fit_quietly(
-        AutoencoderOutlierDetector(AutoencoderTransformer(**vae)), tall
+    sparse_detector = AutoencoderOutlierDetector(AutoencoderTransformer(**vae)).fit(
+        tall
     )
-    dense_detector = fit_quietly(
-        AutoencoderOutlierDetector(AutoencoderTransformer(**vae)), D
-    )
+    dense_detector = AutoencoderOutlierDetector(AutoencoderTransformer(**vae)).fit(D)
     assert_array_equal(
         sparse_detector.decision_function(tall), dense_detector.decision_function(D)
     )
     assert_array_equal(sparse_detector.predict(tall), dense_detector.predict(D))
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sparse_input_in_a_pipeline(tall):
     """A MaxAbsScaler keeps X sparse on its way to the autoencoder."""
     pipeline = make_pipeline(
@@ -182,7 +176,7 @@ def test_sparse_input_is_checked_like_dense():
     X.data[0] = -1.0
     with pytest.raises(ValueError, match="Negative values"):
         AutoencoderTransformer(loss="binary_crossentropy").fit(X)
-    model = fit_quietly(AutoencoderTransformer(n_components=2, max_iter=1), abs(X))
+    model = AutoencoderTransformer(n_components=2, max_iter=1).fit(abs(X))
     X.data[0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         model.transform(X)
@@ -190,7 +184,7 @@ def test_sparse_input_is_checked_like_dense():
 
 def test_duplicate_entries_are_summed_as_scipy_sums_them():
     X = sp.coo_array(([1.0, 2.0, 4.0], ([0, 0, 1], [1, 1, 0])), shape=(30, 3))
-    model = fit_quietly(AutoencoderTransformer(n_components=1, max_iter=1), X)
+    model = AutoencoderTransformer(n_components=1, max_iter=1).fit(X)
     assert_array_equal(model.transform(X), model.transform(X.toarray()))
     assert model.mean_[1] == 3.0 / 30
 
@@ -220,7 +214,7 @@ def test_sparse_fit_memory_grows_with_non_zeros_not_with_size():
         n_components=2, hidden_layer_sizes=(), max_iter=1, early_stopping=False
     )
     # Torch's and the thread chooser's first-call allocations, out of the count.
-    fit_quietly(AutoencoderTransformer(**params), X[:300]).transform(X[:300])
+    AutoencoderTransformer(**params).fit(X[:300]).transform(X[:300])
     _peak_memory_reset()
     before = _memory("VmRSS")
     with warnings.catch_warnings():

@@ -20,11 +20,8 @@ from skae._threads import (
     ThreadChooser,
     choose_threads,
     multiply_adds_per_row,
-    no_thread_sharing,
     pinned_threads,
-    torch_thread_budget,
 )
-from tests.helpers import fit_quietly
 
 
 @pytest.fixture
@@ -230,10 +227,9 @@ def test_inference_starts_from_the_latest_measured_choice(
 
 def test_small_fit_and_inference_run_on_one_thread(small_data, torch_threads):
     CountingLinear.seen = []
-    ae = fit_quietly(
-        AutoencoderTransformer(2, network=counting_network, max_iter=3, random_state=0),
-        small_data,
-    )
+    ae = AutoencoderTransformer(
+        2, network=counting_network, max_iter=3, random_state=0
+    ).fit(small_data)
     ae.transform(small_data)
     assert CountingLinear.seen and set(CountingLinear.seen) == {1}
     assert torch.get_num_threads() == torch_threads
@@ -242,12 +238,9 @@ def test_small_fit_and_inference_run_on_one_thread(small_data, torch_threads):
 def test_fixed_threads_reaches_fit_and_inference(small_data, torch_threads):
     CountingLinear.seen = []
     with fixed_threads(2):
-        ae = fit_quietly(
-            AutoencoderTransformer(
-                2, network=counting_network, max_iter=3, random_state=0
-            ),
-            small_data,
-        )
+        ae = AutoencoderTransformer(
+            2, network=counting_network, max_iter=3, random_state=0
+        ).fit(small_data)
         ae.transform(small_data)
     assert CountingLinear.seen and set(CountingLinear.seen) == {2}
     assert torch.get_num_threads() == torch_threads
@@ -256,9 +249,7 @@ def test_fixed_threads_reaches_fit_and_inference(small_data, torch_threads):
 def test_fits_with_a_pinned_count_are_bit_identical(small_data, torch_threads):
     def fit():
         with fixed_threads(2):
-            ae = fit_quietly(
-                AutoencoderTransformer(3, max_iter=5, random_state=0), small_data
-            )
+            ae = AutoencoderTransformer(3, max_iter=5, random_state=0).fit(small_data)
             return ae.loss_curve_, ae.transform(small_data)
 
     (curve_a, codes_a), (curve_b, codes_b) = fit(), fit()
@@ -271,7 +262,7 @@ def test_small_batch_norm_fits_are_bit_identical_unpinned(small_data, torch_thre
 
     def fit():
         ae = AutoencoderTransformer(3, batch_norm=True, max_iter=5, random_state=0)
-        ae = fit_quietly(ae, small_data)
+        ae = ae.fit(small_data)
         return ae.loss_curve_, ae.transform(small_data)
 
     (curve_a, codes_a), (curve_b, codes_b) = fit(), fit()
@@ -308,7 +299,7 @@ def unfolded(ae, X):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_folded_inference_matches_the_fitted_modules(small_data, estimator, dtype):
     X = (small_data * 10 + 100).astype(dtype)  # a mean and scale far from 0 and 1
-    ae = fit_quietly(estimator, X)
+    ae = estimator.fit(X)
     codes, reconstructions, scores = unfolded(ae, X)
     tolerance = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {}
     np.testing.assert_allclose(ae.transform(X), codes, **tolerance)
@@ -322,7 +313,7 @@ def test_folded_inference_matches_the_fitted_modules(small_data, estimator, dtyp
 
 
 def test_pca_start_folds_into_both_paths(small_data):
-    ae = fit_quietly(AutoencoderTransformer(3, max_iter=2, random_state=0), small_data)
+    ae = AutoencoderTransformer(3, max_iter=2, random_state=0).fit(small_data)
     folded = inference_module(ae.decoder_, torch.device("cpu"), torch.float32)
     assert isinstance(folded, LinearWithResidual)
 
@@ -334,10 +325,9 @@ def test_networks_without_linear_ends_run_unfolded(small_data):
             nn.Sequential(nn.Linear(n_outputs, n_features), nn.Tanh()),
         )
 
-    ae = fit_quietly(
-        AutoencoderTransformer(3, network=ends_in_tanh, max_iter=2, random_state=0),
-        small_data,
-    )
+    ae = AutoencoderTransformer(
+        3, network=ends_in_tanh, max_iter=2, random_state=0
+    ).fit(small_data)
     cpu = torch.device("cpu")
     assert inference_module(ae.encoder_, cpu, torch.float32) is ae.encoder_
     assert inference_module(ae.decoder_, cpu, torch.float32) is ae.decoder_
@@ -346,7 +336,7 @@ def test_networks_without_linear_ends_run_unfolded(small_data):
 
 
 def test_editing_fitted_weights_reaches_inference(small_data):
-    ae = fit_quietly(AutoencoderTransformer(3, max_iter=2, random_state=0), small_data)
+    ae = AutoencoderTransformer(3, max_iter=2, random_state=0).fit(small_data)
     before = ae.transform(small_data)
     with torch.no_grad():
         for parameter in ae.encoder_.parameters():
@@ -354,28 +344,3 @@ def test_editing_fitted_weights_reaches_inference(small_data):
     after = ae.transform(small_data)
     np.testing.assert_allclose(after, unfolded(ae, small_data)[0], rtol=1e-6)
     assert not np.allclose(after, before)
-
-
-def two_concurrent_calls():
-    """(share, torch threads) of two calls inside torch_thread_budget at once."""
-    both_inside = threading.Barrier(2, timeout=30)
-
-    def call(_):
-        with torch_thread_budget() as share:
-            both_inside.wait()
-            return share, torch.get_num_threads()
-
-    with ThreadPoolExecutor(2) as pool:
-        return sorted(pool.map(call, range(2)))
-
-
-def test_no_thread_sharing_lets_concurrent_calls_keep_their_threads(torch_threads):
-    """Inside the switch, two calls at once each keep all of torch's threads."""
-    half, full = (torch_threads // 2,) * 2, (torch_threads,) * 2
-    assert two_concurrent_calls() == [half, full]
-    with no_thread_sharing():
-        assert two_concurrent_calls() == [full, full]
-        assert skae._threads._depths == {}
-    assert skae._threads._unshared == 0
-    assert two_concurrent_calls() == [half, full]
-    assert torch.get_num_threads() == torch_threads

@@ -1,18 +1,14 @@
 """The training loop on tiny data: loss decreases, stopping, determinism."""
 
 import copy
-import threading
-import warnings
 from functools import partial
 
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer
 from skae._layers import build_dense
 from skae._networks import AutoencoderNet, LossTerms
-from skae._training import Run, TrainingConfig, make_optimizer, observe_epochs, train
+from skae._training import Run, TrainingConfig, make_optimizer, train
 from tests.helpers import assert_same
 
 
@@ -193,56 +189,3 @@ def test_unknown_solver():
     network, _ = make_problem()
     with pytest.raises(ValueError, match="solver must be one of"):
         make_optimizer(network.parameters(), TrainingConfig(solver="lbfgs"))
-
-
-def test_observer_sees_every_epoch_of_a_fit(small_data):
-    """observe_epochs reports each epoch once, with the losses the model keeps."""
-    seen = []
-
-    def record(epoch, network, train_loss, valid_loss):
-        with torch.no_grad():
-            network.eval()
-            network(torch.zeros(2, small_data.shape[1]))
-        seen.append((epoch, train_loss, valid_loss))
-
-    def fit():
-        return AutoencoderTransformer(
-            n_components=2, hidden_layer_sizes=(8,), max_iter=40, random_state=0
-        ).fit(small_data)
-
-    with observe_epochs(record):
-        observed = fit()
-    assert len(seen) == observed.n_iter_ > 1
-    epochs, train_losses, valid_losses = zip(*seen, strict=True)
-    assert list(epochs) == list(range(1, observed.n_iter_ + 1))
-    assert list(train_losses) == observed.loss_curve_
-    assert list(valid_losses) == [-score for score in observed.validation_scores_]
-    # Watching, even evaluating the network, leaves the fit as it would be.
-    assert fit().loss_curve_ == observed.loss_curve_
-    assert len(seen) == observed.n_iter_
-
-
-def test_observers_nest_and_watch_only_their_thread(small_data):
-    outer, inner, elsewhere = [], [], []
-
-    def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            AutoencoderTransformer(
-                n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0
-            ).fit(small_data)
-
-    def fit_in_another_thread():
-        with observe_epochs(lambda *args: elsewhere.append(args[0])):
-            thread = threading.Thread(target=fit)
-            thread.start()
-            thread.join()
-
-    with observe_epochs(lambda *args: outer.append(args[0])):
-        with observe_epochs(lambda *args: inner.append(args[0])):
-            fit()
-        fit()
-        fit_in_another_thread()
-    assert inner == [1, 2, 3]
-    assert outer == [1, 2, 3, 1, 2, 3]
-    assert elsewhere == []

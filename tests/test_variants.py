@@ -34,7 +34,6 @@ from tests.helpers import assert_unchanged, load_npz_images, snapshot
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
-    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
 
