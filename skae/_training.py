@@ -89,6 +89,8 @@ class TrainingResult:
     # Per held-out row, in network units: the start's error and the best epoch's.
     start_row_errors: torch.Tensor | None = None
     best_row_errors: torch.Tensor | None = None
+    # A single judged run's weights after its best epoch (copies).
+    best_weights: dict[str, torch.Tensor] | None = None
     stopped_early: bool = False
     optimizer_state: dict[str, Any] = field(default_factory=dict)
 
@@ -190,6 +192,8 @@ class EpochReport:
     epoch : int
         The epoch just trained, from 1 in each network a fit trains (a
         fractional ``n_components`` trains one network per code size tried).
+        A network judged on held-out rows then trains on every row from its
+        best epoch on: those epochs count on from it.
 
     loss : float
         Its training loss, as it is appended to ``loss_curve_``.
@@ -265,6 +269,7 @@ def train(
     config: TrainingConfig,
     generator: torch.Generator,
     epochs: int | None = None,
+    first_epoch: int = 1,
     optimizer_state: dict[str, Any] | None = None,
     threads: ThreadChooser | None = None,
 ) -> TrainingResult:
@@ -273,10 +278,11 @@ def train(
     ``batch_loss(network, rows)`` computes a network's training loss on a
     batch; held-out rows are judged by the plain reconstruction error.
 
-    With ``epochs``, train exactly that many epochs (a refit whose length was
-    chosen before). Otherwise train up to ``config.max_iter`` epochs and stop
-    as MLPRegressor does: once the monitored loss has not improved for more
-    than ``n_iter_no_change`` epochs. The monitored loss is the validation
+    With ``epochs``, train exactly that many epochs (their length was chosen
+    before), counted from ``first_epoch``. Otherwise train up to
+    ``config.max_iter`` epochs and stop as MLPRegressor does: once the
+    monitored loss has not improved for more than ``n_iter_no_change``
+    epochs. The monitored loss is the validation
     error pooled over every run's held-out rows when they have some (each
     run is one fold of a cross-validation), else the training loss. An
     improvement is a fall of more than ``tol`` (network units) or, with
@@ -284,8 +290,9 @@ def train(
 
     Judged runs report the best epoch and, row by row, its errors and the
     untrained networks' errors, for the caller to choose between them; their
-    weights stay those of the last epoch. ``optimizer_state`` resumes the
-    solver of a single run. ``threads`` sets torch's thread count per step.
+    weights stay those of the last epoch (a single run reports its best
+    weights too). ``optimizer_state`` resumes the solver of a single run.
+    ``threads`` sets torch's thread count per step.
 
     Raises
     ------
@@ -323,7 +330,9 @@ def train(
         )
     best_loss, epochs_without_improvement = float("inf"), 0
     n_epochs = config.max_iter if epochs is None else epochs
-    bar = progress_bar(range(1, n_epochs + 1), enabled=config.progress)
+    bar = progress_bar(
+        range(first_epoch, first_epoch + n_epochs), enabled=config.progress
+    )
     for epoch in bar:
         train_loss = sum(
             weight
@@ -391,6 +400,11 @@ def train(
                 result.best_epoch = epoch
                 result.best_valid_loss = monitored
                 result.best_row_errors = valid_errors
+                if len(runs) == 1:
+                    result.best_weights = {
+                        name: tensor.clone()
+                        for name, tensor in runs[0].network.state_dict().items()
+                    }
         if stop_asked or epochs_without_improvement > config.n_iter_no_change:
             result.stopped_early = True
             if config.verbose:

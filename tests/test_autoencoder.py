@@ -104,8 +104,12 @@ def test_early_stopping_keeps_best_validation_weights(small_data):
     ).fit(small_data)
     assert ae.best_loss_ is None
     assert len(ae.validation_scores_) < 200
-    # The model kept is refitted on every row for the best epoch's length.
-    assert ae.n_iter_ == int(np.argmax(ae.validation_scores_)) + 1
+    # The best epoch's network goes on over every row for the held-out
+    # rows' share of its epochs.
+    best = int(np.argmax(ae.validation_scores_)) + 1
+    n_held_out = int(np.ceil(ae.validation_fraction * small_data.shape[0]))
+    share = n_held_out / small_data.shape[0]
+    assert ae.n_iter_ == best + max(1, int(np.ceil(share * best)))
     assert ae.best_validation_score_ == max(ae.validation_scores_)
 
 
