@@ -5,9 +5,10 @@ Training curves and early stopping
 Every fit records its progress: with ``early_stopping=True``,
 ``validation_scores_`` holds the score on a held-out part of the training data
 after each judged epoch, and ``loss_curve_`` the training loss of each epoch of
-the model kept, which is refitted on every row for the best epoch's number of
-epochs. Both are in the input's units (squared pixel values here), so they can
-be drawn on one axis and compared with the error on a test set.
+the model kept: the judged epochs up to the best, then a few epochs over every
+row, held-out ones included. Both are in the input's units (squared pixel
+values here), so they can be drawn on one axis and compared with the error on
+a test set.
 """
 
 # %%
@@ -89,7 +90,7 @@ plt.show()
 # %%
 # The gap between the two curves is the autoencoder learning its training
 # digits better than digits it has not seen. The validation error flattens
-# first; early stopping ends training there, and the refit on every row stops
-# at the best epoch. The fitted model's error on the test set lies close to the
+# first; early stopping ends training there, and the best epoch's network goes
+# on over every row for a few epochs. The fitted model's error on the test set lies close to the
 # best validation error: the held-out tenth is a fair judge of digits the model
 # has never seen.

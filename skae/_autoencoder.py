@@ -153,8 +153,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         Judge training on rows it does not train on: hold out
         ``validation_fraction`` of the data, monitor the reconstruction error
         on it instead of the training loss, and stop once it stops improving.
-        The model kept then learns from every row: it is refitted on all of
-        them for the best epoch's number of epochs, or, with ``init='pca'``
+        The model kept then learns from every row: the best epoch's network
+        goes on over all of them for the held-out share of its epochs, at a
+        tenth of the learning rate (refitted on all rows for the best epoch's
+        number of epochs under cross-validation), or, with ``init='pca'``
         and no ``noise`` or ``sparsity``, it is the PCA start (fitted on all
         rows) unless training beat the start on the held-out rows by more than
         the noise of that comparison. 'auto' holds out rows when at least 100
@@ -286,9 +288,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         spaced rows (1.0 if that is zero in float32).
 
     loss_curve_ : list of float
-        Training loss of each epoch of the model kept (with held-out rows, of
-        its refit on every row; of the judged epochs when the PCA start is
-        kept): in squared input units, or with ``loss='binary_crossentropy'``
+        Training loss of each epoch of the model kept (with held-out rows, the
+        judged epochs up to the best, then those over every row; under
+        cross-validation, its refit's; all the judged epochs when the PCA
+        start is kept): in squared input units, or with ``loss='binary_crossentropy'``
         the mean binary cross-entropy per entry, in nats.
 
     best_loss_ : float or None
@@ -305,9 +308,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         noise of the comparison; None when no rows were held out.
 
     n_iter_ : int
-        Number of epochs the model kept trained (with held-out rows, those of
-        its refit on every row), including earlier calls under ``warm_start``
-        or ``partial_fit``.
+        Number of epochs the model kept trained (the length of
+        ``loss_curve_``), including earlier calls under ``warm_start`` or
+        ``partial_fit``.
 
     reconstruction_r2_ : float or None
         Share of the data's variance the codes keep: ``1 - SSE / SST``, the

@@ -158,7 +158,7 @@ def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None
 def _validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if value is None:
         return None
-    # One per judged epoch: a refit on every row may train fewer epochs than
+    # One per judged epoch: the model kept may have trained fewer epochs than
     # were judged, so their number is not n_iter_.
     if not _finite_floats(value) or not value or max(value) > 0:
         return "is neither None nor a list of scores (finite, each <= 0)"

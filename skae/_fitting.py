@@ -11,9 +11,11 @@ The estimator decides everything from X and its parameters first
    placed at PCA's solution of the rows it trains on): with no rows to
    judge by, on every row; otherwise one per fold (a holdout is one fold),
    stopped together on their pooled held-out error, then the untrained start
-   or the best epoch is kept (:func:`trained_beats_start`), as a model built
-   from every row: the start on all rows, or a refit on all rows for the best
-   epoch's number of epochs;
+   or the best epoch is kept (:func:`trained_beats_start`), as a model that
+   has learnt from every row: the start on all rows; the held-out network
+   going on over every row (:func:`_continue_on_every_row`); or, under
+   cross-validation, a refit on all rows for the best epoch's number of
+   epochs;
 3. measure what the kept codes keep and order their columns
    (:func:`summarise_codes`).
 
@@ -339,7 +341,7 @@ def fit_network(
 
     ``build(rows)`` returns the untrained network for the training rows
     ``rows`` (``None``: every row), seeded alike every time, so a refit
-    starts where the folds' networks started. ``threads(network, config)``
+    on every row starts where the folds' networks started. ``threads(network, config)``
     returns the thread chooser of a training run.
     """
     if not folds:

@@ -304,7 +304,7 @@ def plot_loss_curves(
 
     colors = colormaps["viridis"](np.linspace(0, 0.9, len(curves)))
     for color, (k, (train, valid)) in zip(colors, sorted(curves.items()), strict=True):
-        # A refit on every row may train fewer epochs than were judged.
+        # The model kept may have trained fewer epochs than were judged.
         axes[0].plot(range(1, len(train) + 1), train, color=color, label=f"k = {k}")
         if valid is not None:
             axes[1].plot(range(1, len(valid) + 1), valid, color=color, label=f"k = {k}")

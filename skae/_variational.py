@@ -124,8 +124,9 @@ class VariationalAutoencoder(BaseAutoencoder):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, monitor the
         reconstruction error of its posterior means instead of the training
-        loss, and stop once it stops improving; the model kept is then
-        refitted on every row for the best epoch's number of epochs.
+        loss, and stop once it stops improving; the best epoch's network then
+        goes on over every row for the held-out share of its epochs, at a
+        tenth of the learning rate.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
@@ -244,8 +245,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         Best of ``validation_scores_``; None unless ``early_stopping=True``.
 
     n_iter_ : int
-        Number of epochs the model kept trained (with held-out rows, those of
-        the refit on every row).
+        Number of epochs the model kept trained: with held-out rows, the
+        judged epochs up to the best, then those over every row.
 
     reconstruction_r2_ : float or None
         Share of the data's variance the posterior means keep: ``1 - SSE /
