@@ -26,7 +26,8 @@ from torch import nn
 
 import skae
 from skae import AutoencoderTransformer, load, save
-from skae._persistence import LOADABLE_CLASSES, _checksum
+from skae._file_format import checksum as _checksum
+from skae._persistence import LOADABLE_CLASSES
 from skae._writing import fcntl, temporary_prefix
 from tests.helpers import assert_same, low_rank_data
 
