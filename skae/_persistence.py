@@ -33,7 +33,6 @@ import torch
 from sklearn.base import BaseEstimator
 
 from skae._autoencoder import AutoencoderTransformer
-from skae._base import BaseAutoencoder
 from skae._encoding import Decoder, Encoder, shorten
 from skae._file_format import (
     CHECKSUM_KEY,
@@ -45,7 +44,12 @@ from skae._file_format import (
     read_document,
     read_safetensors,
 )
-from skae._fitted_state import check_fitted_state
+from skae._fitted_state import (
+    check_fitted_state,
+    complete_state,
+    is_fitted_state,
+    set_state,
+)
 from skae._model_file import open_regular_file, short_repr
 from skae._outlier import AutoencoderOutlierDetector
 from skae._variational import VariationalAutoencoder
@@ -62,16 +66,6 @@ LOADABLE_CLASSES: dict[str, type[BaseEstimator]] = {
     )
 }
 
-# Architecture parameters added since the first model files, with the value
-# that gives the networks those files hold.
-_ARCHITECTURE_ADDED = {
-    "init": "random",
-    "loss": "squared_error",
-    "code_activation": "identity",
-}
-# Fitted attributes added since the first model files, with the value that
-# says a fit measured nothing.
-_FITTED_ATTRIBUTES_ADDED = {"reconstruction_r2_": None, "component_importances_": None}
 _NOT_IN_VERSIONS = re.compile(r"[^0-9A-Za-z.+!_-]")
 
 
@@ -323,9 +317,6 @@ def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
             f"{name} of this skae version does not have; load it with the skae "
             "version that saved it."
         )
-    if "init" in cls._get_param_names():
-        # Files from before the PCA start hold randomly initialised networks.
-        params.setdefault("init", "random")
     estimator = cls(**params)
     try:
         estimator._validate_params()
@@ -335,17 +326,17 @@ def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
         ) from None
     for attribute in attributes:
         _check_attribute_name(attribute, cls, params, decoder)
-    fitted = any(attribute.endswith("_") for attribute in attributes)
-    if fitted and issubclass(cls, BaseAutoencoder):
-        for attribute, value in _FITTED_ATTRIBUTES_ADDED.items():
-            attributes.setdefault(attribute, value)
+    fitted = is_fitted_state(cls, attributes)
+    if fitted:
+        complete_state(cls, attributes)
     derived: dict[str, Any] = {}
     if modules:
         try:
             weights = {key: decoder.tensor(value) for key, value in network.items()}
         except ValueError as exc:
             raise decoder.error(f"bad network entry ({exc})") from None
-        _complete_architecture(estimator, attributes, weights, decoder)
+        if isinstance(attributes.get("_architecture"), dict):
+            _check_claimed_lengths(attributes["_architecture"], weights, decoder)
         try:
             derived = estimator._restore_fitted_state(attributes, weights)
         except (ValueError, TypeError) as exc:
@@ -356,15 +347,13 @@ def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
                 f"it lists modules {short_repr(modules)}, but this skae rebuilds "
                 f"{rebuilt}"
             )
-    elif network or (fitted and issubclass(cls, BaseAutoencoder)):
+    elif network or (fitted and cls._state_modules):
         raise decoder.error("it has fitted attributes but no network")
     try:
         check_fitted_state(estimator, attributes, derived, fitted=fitted)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise decoder.error(shorten(str(exc))) from None
-    for attribute, value in attributes.items():
-        if attribute not in derived:
-            setattr(estimator, attribute, value)
+    set_state(estimator, attributes, derived)
     return estimator
 
 
@@ -380,23 +369,6 @@ def _check_attribute_name(
         or hasattr(cls, name)
     ):
         raise decoder.error(f"it sets a forbidden attribute {short_repr(name)}")
-
-
-def _complete_architecture(
-    estimator: BaseEstimator,
-    attributes: dict[str, Any],
-    weights: dict[str, torch.Tensor],
-    decoder: Decoder,
-) -> None:
-    """Fill in what older files' architectures lack; bound the layers they claim."""
-    architecture = attributes.get("_architecture")
-    if not isinstance(architecture, dict):
-        return  # the estimator says what is wrong
-    # Files from before these parameters hold networks without them.
-    for name, value in _ARCHITECTURE_ADDED.items():
-        if name in estimator.get_params(deep=False):
-            architecture.setdefault(name, value)
-    _check_claimed_lengths(architecture, weights, decoder)
 
 
 def _check_claimed_lengths(

@@ -308,9 +308,22 @@ def test_save_refuses_non_skae_classes(fitted, tmp_path):
 
 def test_save_refuses_attributes_that_are_not_data(fitted, tmp_path):
     model = copy.deepcopy(fitted)
-    model.callback_ = print
-    with pytest.raises(TypeError, match=r"attribute 'callback_'.* is a callable"):
+    model.best_loss_ = print
+    with pytest.raises(TypeError, match=r"attribute 'best_loss_'.* is a callable"):
         save(model, tmp_path / "model.safetensors")
+
+
+def test_save_and_pickle_refuse_attributes_the_state_does_not_declare(
+    fitted, tmp_path
+):
+    """A file or pickle holding them would be refused as it loads."""
+    model = copy.deepcopy(fitted)
+    model.note_ = "mine"
+    match = r"attributes \['note_'\] that its fitted state does not declare"
+    with pytest.raises(TypeError, match=match):
+        save(model, tmp_path / "model.safetensors")
+    with pytest.raises(TypeError, match=match):
+        pickle.dumps(model)
 
 
 def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
