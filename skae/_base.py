@@ -56,7 +56,7 @@ from skae._data import (
     take_rows,
     to_tensor,
 )
-from skae._fitted_state import OUTPUT_CONFIG, Field, named, stored_state
+from skae._fitted_state import Field, named, stored_state
 from skae._fitting import FittedNetwork, Fold, fit_network
 from skae._inference import finite_output, inference_module
 from skae._networks import (
@@ -221,14 +221,7 @@ class BaseAutoencoder(
     # its field. The modules are not stored: they are rebuilt from the
     # architecture and the weights.
     _state_fields: ClassVar[tuple[Field, ...]] = (
-        OUTPUT_CONFIG,
-        Field("n_features_in_", "n_features_in_", rules.positive_int),
-        Field(
-            "feature_names_in_",
-            "feature_names_in_",
-            rules.feature_names,
-            required=False,
-        ),
+        *rules.SKLEARN_FIELDS,
         Field("mean_", "mean_", rules.mean),
         Field("scale_", "scale_", rules.scale),
         Field("_architecture", "_architecture", rules.rebuilt),

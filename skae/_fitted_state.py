@@ -369,13 +369,18 @@ def output_config(value: Any, state: dict[str, Any], estimator: Any) -> str | No
 
 
 _OUTPUT_CONTAINERS = ("default", "pandas", "polars")
-# Set by scikit-learn's set_output, fitted or not: a field of every class.
-OUTPUT_CONFIG = Field(
-    "_sklearn_output_config",
-    "_sklearn_output_config",
-    output_config,
-    required=False,
-    fitted=False,
+# What scikit-learn sets on every estimator, skae's all included: set_output's
+# setting (fitted or not), and validate_data's record of the features fit saw.
+SKLEARN_FIELDS = (
+    Field(
+        "_sklearn_output_config",
+        "_sklearn_output_config",
+        output_config,
+        required=False,
+        fitted=False,
+    ),
+    Field("n_features_in_", "n_features_in_", positive_int),
+    Field("feature_names_in_", "feature_names_in_", feature_names, required=False),
 )
 
 

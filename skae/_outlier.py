@@ -23,7 +23,7 @@ from skae import _fitted_state as rules
 from skae._autoencoder import AutoencoderTransformer
 from skae._base import FittedState, transaction
 from skae._checks import FLOAT_DTYPES
-from skae._fitted_state import OUTPUT_CONFIG, Field, stored_state
+from skae._fitted_state import Field, stored_state
 from skae._plain_state import plain_state, restore_state
 
 
@@ -106,14 +106,7 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
     # The fitted state a model file, a pickle and a skops file store; the
     # inner estimator is stored whole, as a nested estimator.
     _state_fields: ClassVar[tuple[Field, ...]] = (
-        OUTPUT_CONFIG,
-        Field("n_features_in_", "n_features_in_", rules.positive_int),
-        Field(
-            "feature_names_in_",
-            "feature_names_in_",
-            rules.feature_names,
-            required=False,
-        ),
+        *rules.SKLEARN_FIELDS,
         Field("estimator_", "estimator_", rules.inner_estimator),
         Field("offset_", "offset_", rules.offset),
     )

@@ -773,3 +773,30 @@ def test_bfloat16_trained_model_loads_bit_for_bit(data, tmp_path):
     restored = load(tmp_path / "model.safetensors")
     assert restored.precision == "bfloat16"
     np.testing.assert_array_equal(restored.transform(data), model.transform(data))
+
+
+@pytest.mark.parametrize("name", sorted(LOADABLE_CLASSES))
+def test_every_attribute_of_a_fitted_estimator_is_a_declared_field(name, data):
+    """A model file stores the declared fields: no fitted attribute is left out."""
+    cls = LOADABLE_CLASSES[name]
+    if name == "AutoencoderOutlierDetector":
+        model = cls(tiny())
+    else:
+        model = cls(n_components=2, hidden_layer_sizes=(8,), max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(pd.DataFrame(data).add_prefix("x"))
+    declared = {field.attribute for field in cls._state_fields}
+    attributes = set(vars(model)) - set(model.get_params(deep=False))
+    assert attributes - set(cls._state_modules) <= declared
+    assert set(cls._state_modules) <= attributes
+
+
+def test_the_state_declaration_sits_below_the_estimator_classes():
+    """Nothing the estimators import to persist themselves imports them back."""
+    below = ("_fitted_state", "_plain_state", "_encoding", "_file_format")
+    faces = ("_base", "_autoencoder", "_variational", "_outlier", "_persistence")
+    for module in below:
+        source = (Path(skae.__file__).parent / f"{module}.py").read_text()
+        for face in faces:
+            assert f"skae.{face} import" not in source, (module, face)
