@@ -82,7 +82,7 @@ class Field:
 
 def fields_of(cls: type) -> dict[str, Field]:
     """Return the fields ``cls`` declares, by the names a file stores them under."""
-    return {field.name: field for field in cls._state_fields}  # type: ignore[attr-defined]
+    return {field.name: field for field in cls._state_fields}
 
 
 def stored_state(estimator: Any, params: Mapping[str, Any]) -> dict[str, Any]:

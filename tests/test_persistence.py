@@ -313,9 +313,7 @@ def test_save_refuses_attributes_that_are_not_data(fitted, tmp_path):
         save(model, tmp_path / "model.safetensors")
 
 
-def test_save_and_pickle_refuse_attributes_the_state_does_not_declare(
-    fitted, tmp_path
-):
+def test_save_and_pickle_refuse_attributes_the_state_does_not_declare(fitted, tmp_path):
     """A file or pickle holding them would be refused as it loads."""
     model = copy.deepcopy(fitted)
     model.note_ = "mine"
