@@ -38,6 +38,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
+from skae import _fitted_state as rules
 from skae._checks import FLOAT_DTYPES
 from skae._data import (
     INFERENCE_BATCH_SIZE,
@@ -49,6 +50,7 @@ from skae._data import (
     resolve_precision,
     to_tensor,
 )
+from skae._fitted_state import Field, named, stored_state
 from skae._fitting import FitOutcome, FitPlan, Fold, fit_planned
 from skae._inference import finite_output, inference_module
 from skae._networks import (
@@ -60,6 +62,7 @@ from skae._networks import (
     RowSquaredError,
     load_weights,
 )
+from skae._plain_state import plain_state, restore_state
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
 from skae._solvers import SOLVERS
@@ -176,6 +179,42 @@ class BaseAutoencoder(
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = SHARED_CONSTRAINTS
+    # The fitted state a model file, a pickle and a skops file store, by the
+    # names they store it under; a variant that adds a fitted attribute adds
+    # its field. The modules are not stored: they are rebuilt from the
+    # architecture and the weights.
+    _state_fields: ClassVar[tuple[Field, ...]] = (
+        *rules.SKLEARN_FIELDS,
+        Field("mean_", "mean_", rules.mean),
+        Field("scale_", "scale_", rules.scale),
+        Field("_architecture", "_architecture", rules.rebuilt),
+        Field("_n_features_out", "_n_features_out", rules.code_width),
+        Field("n_components_", "n_components_", rules.positive_int),
+        Field("_optimizer_state", "_optimizer_state", rules.optimizer_state),
+        Field("n_iter_", "n_iter_", rules.positive_int),
+        Field("loss_curve_", "loss_curve_", rules.loss_curve),
+        Field("validation_scores_", "validation_scores_", rules.validation_scores),
+        Field(
+            "best_validation_score_",
+            "best_validation_score_",
+            rules.best_validation_score,
+        ),
+        Field("best_loss_", "best_loss_", rules.best_loss),
+        # None: measured by no fit (partial_fit's, or skae 0.1.0's files).
+        Field(
+            "reconstruction_r2_",
+            "reconstruction_r2_",
+            rules.reconstruction_r2,
+            default=None,
+        ),
+        Field(
+            "component_importances_",
+            "component_importances_",
+            rules.component_importances,
+            default=None,
+        ),
+    )
+    _state_modules: ClassVar[tuple[str, ...]] = ("_network", "encoder_", "decoder_")
 
     # -- what a variant fills in ------------------------------------------------
 
@@ -378,32 +417,24 @@ class BaseAutoencoder(
         ``__setstate__`` rebuilds the network and checks the state as
         :func:`skae.load` does.
         """
-        # Imported here: the checks sit above this module, as they know
-        # every estimator class.
-        from skae._plain_state import plain_state
-
-        return plain_state(self, super().__getstate__())
+        return plain_state(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the network from a plain state; raise ValueError if it is invalid."""
-        from skae._plain_state import restore_state
-
         restore_state(self, state)
 
     def _get_fitted_state(self) -> FittedState:
-        """Return the fitted attributes that are data, and the network's weights.
+        """Return the declared fields of the fitted state, and the network's weights.
 
-        Everything but the parameters and the torch modules, which
-        :meth:`_restore_fitted_state` rebuilds from the weights and the
-        architecture. An unfitted estimator has no weights (set_output's
-        setting may still be there).
+        The fields of :attr:`_state_fields` by name, and the weights from which
+        :meth:`_restore_fitted_state` rebuilds the modules of
+        :attr:`_state_modules`. An unfitted estimator has no weights
+        (set_output's setting may still be there).
         """
-        attributes = fitted_attributes(self)
+        attributes = stored_state(self, self.get_params(deep=False))
         if not hasattr(self, "_network"):
             return FittedState(attributes, {}, [])
-        modules = sorted(
-            name for name, value in vars(self).items() if isinstance(value, nn.Module)
-        )
+        modules = sorted(self._state_modules)
         return FittedState(attributes, self._network.state_dict(), modules)
 
     def _restore_fitted_state(
@@ -411,11 +442,13 @@ class BaseAutoencoder(
     ) -> dict[str, Any]:
         """Rebuild the network of a saved state and install it; return what it derived.
 
-        The network is built from the saved architecture on torch's "meta"
-        device, which allocates nothing, and the saved tensors become its
-        weights after their names, shapes, dtypes and values are checked. The
-        caller checks the other attributes against the ones derived here, then
-        sets them. Raises ValueError or TypeError saying what is wrong.
+        ``attributes`` are the stored fields, by name; what was derived is
+        returned by name too. The network is built from the saved architecture
+        on torch's "meta" device, which allocates nothing, and the saved
+        tensors become its weights after their names, shapes, dtypes and
+        values are checked. The caller checks the other fields against the
+        ones derived here, then sets them. Raises ValueError or TypeError
+        saying what is wrong.
         """
         try:
             architecture = attributes["_architecture"]
@@ -451,7 +484,8 @@ class BaseAutoencoder(
         load_weights(network, weights)
         before = set(vars(self))
         self._install_network(network, mean, scale, n_components, architecture)
-        return {name: vars(self)[name] for name in set(vars(self)) - before}
+        added = set(vars(self)) - before
+        return named(type(self), {name: vars(self)[name] for name in added})
 
     # -- fit: plan -> run -> record -------------------------------------------------
 
@@ -782,19 +816,6 @@ class BaseAutoencoder(
                 check_rows=partial(assert_all_finite, input_name="X"),
             )
         return finite_output(output, X.dtype, module)
-
-
-def fitted_attributes(estimator: BaseEstimator) -> dict[str, Any]:
-    """Every attribute of ``estimator`` but its parameters and torch modules.
-
-    What a model file stores as data: the modules are rebuilt from weights.
-    """
-    params = estimator.get_params(deep=False)
-    return {
-        name: value
-        for name, value in vars(estimator).items()
-        if name not in params and not isinstance(value, nn.Module)
-    }
 
 
 def _validate_training_data(

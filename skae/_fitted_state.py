@@ -1,99 +1,209 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Checks of a loaded estimator's fitted state against its network and parameters.
+"""The fitted state a model file stores, declared per class, and its checks.
+
+Each estimator class declares, in ``_state_fields``, the fields
+(:class:`Field`) of its fitted state: the name a file stores each under, the
+attribute that holds it, and the rule that checks a loaded value.
+:func:`skae.save`, pickle, :func:`copy.deepcopy` and ``skops.io`` store those
+fields and no other attribute; :func:`skae.load` and ``__setstate__`` accept
+those and no other, and check each. A file's names are those of the
+declaration, not of the attributes: renaming an attribute changes its field's
+``attribute``, not the file format.
 
 :func:`skae.load` rebuilds the network from the parameters and the weights,
 and lets the estimator derive what it derives from them (the wrapped encoder
-and decoder, the code width). Every other fitted attribute a file holds is
-checked here, by type, shape, range and consistency with the rest, so that a
-file edited by hand is refused when it loads rather than misbehaving later.
-A file that sets an attribute the estimator derives must set it to the
-derived value.
+and decoder, the code width). Every other value is checked here, by type,
+shape, range and consistency with the rest, so that a file edited by hand is
+refused when it loads rather than misbehaving later. A file that sets a value
+the estimator derives must set it to the derived value.
+
+Knows no estimator class: below the estimators, which declare their fields
+with the rules of this module.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 
-from skae._autoencoder import AutoencoderTransformer
-from skae._base import BaseAutoencoder
 from skae._data import MAX_ABS_INPUT
 from skae._model_file import short_repr
-from skae._outlier import AutoencoderOutlierDetector
 from skae._solvers import solver_state_problem
 from skae._standardization import smallest_scale
 
-# A rule returns what is wrong with an attribute's value, or None; it may read
-# the other attributes (``state``) and the estimator's parameters.
-Rule = Callable[[Any, dict[str, Any], BaseEstimator], "str | None"]
+# A rule returns what is wrong with a value, or None; it may read the rest of
+# the state (``state``, by the names a file stores) and the estimator.
+Rule = Callable[[Any, dict[str, Any], Any], "str | None"]
+# The default of a field that files of every release store.
+_NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value of a fitted state, as a model file stores it.
+
+    Parameters
+    ----------
+    name : str
+        Its key in a model file (and in the plain state of pickle and skops).
+        Part of the file format: it does not change when ``attribute`` does.
+
+    attribute : str
+        The estimator attribute that holds it.
+
+    rule : callable
+        ``rule(value, state, estimator)``: what is wrong with a loaded value,
+        or None.
+
+    required : bool, default=True
+        Whether every fitted state holds it; False for a value that ``fit``
+        sets only sometimes (feature names) and for one an unfitted estimator
+        may hold too (``fitted=False``).
+
+    default : object, optional
+        What a fitted state that lacks the value (one from a release before
+        the value existed) loads as.
+
+    fitted : bool, default=True
+        False for a value an unfitted estimator may hold too (set_output's).
+    """
+
+    name: str
+    attribute: str
+    rule: Rule
+    required: bool = True
+    default: Any = _NO_DEFAULT
+    fitted: bool = True
+
+
+def fields_of(cls: type) -> dict[str, Field]:
+    """Return the fields ``cls`` declares, by the names a file stores them under."""
+    return {field.name: field for field in cls._state_fields}
+
+
+def stored_state(estimator: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the declared fields an estimator holds, by name; refuse others.
+
+    Modules the class rebuilds and the parameters are not part of it. Raises
+    TypeError for any other attribute: a file or a pickle holding it would be
+    refused when it loads, so it is refused when it is written.
+    """
+    cls = type(estimator)
+    by_attribute = {field.attribute: field for field in cls._state_fields}
+    undeclared = sorted(
+        name
+        for name in vars(estimator)
+        if name not in by_attribute
+        and name not in params
+        and name not in cls._state_modules
+    )
+    if undeclared:
+        raise TypeError(
+            f"{cls.__name__} holds attributes {undeclared} that its fitted state "
+            "does not declare, so no model file or pickle can store them. Delete "
+            "them before saving or pickling."
+        )
+    return {
+        field.name: vars(estimator)[attribute]
+        for attribute, field in by_attribute.items()
+        if attribute in vars(estimator)
+    }
+
+
+def named(cls: type, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Key attribute values by their fields' names (others keep their own)."""
+    names = {field.attribute: field.name for field in cls._state_fields}
+    return {names.get(key, key): value for key, value in attributes.items()}
+
+
+def is_fitted_state(cls: type, stored: Mapping[str, Any]) -> bool:
+    """Whether a stored state holds a value only a fitted estimator has.
+
+    Unknown names count as fitted ones: the checks refuse them either way.
+    """
+    fields = fields_of(cls)
+    return any(name not in fields or fields[name].fitted for name in stored)
+
+
+def complete_state(cls: type, stored: dict[str, Any]) -> None:
+    """Give a fitted state the values older releases did not store."""
+    for name, field in fields_of(cls).items():
+        if field.default is not _NO_DEFAULT:
+            stored.setdefault(name, field.default)
 
 
 def check_fitted_state(
-    estimator: BaseEstimator,
-    attributes: dict[str, Any],
+    estimator: Any,
+    stored: dict[str, Any],
     derived: dict[str, Any],
     *,
     fitted: bool,
 ) -> None:
-    """Check a file's fitted attributes; raise ValueError saying what is wrong.
+    """Check a stored fitted state; raise ValueError saying what is wrong.
 
     Parameters
     ----------
     estimator : estimator object
         The estimator being loaded, its network (if any) already rebuilt.
 
-    attributes : dict
-        Fitted attributes as the file stores them.
+    stored : dict
+        The fitted state as the file stores it, by field name.
 
     derived : dict
-        Attributes the estimator set itself while its network was rebuilt.
+        What the estimator set itself while its network was rebuilt, by field
+        name where it is a field's.
 
     fitted : bool
-        Whether the file describes a fitted estimator: then every attribute
-        its class has after ``fit`` must be there.
+        Whether the file describes a fitted estimator: then every field its
+        class requires must be there.
     """
     for name, value in derived.items():
-        if name in attributes and not _same(attributes[name], value):
+        if name in stored and not _same(stored[name], value):
             raise ValueError(
-                f"its attribute {name} = {short_repr(attributes[name])} does not "
+                f"its attribute {name} = {short_repr(stored[name])} does not "
                 f"match the network and parameters, which give {short_repr(value)}"
             )
-    rules = {**_COMMON_RULES, **(_rules_for(type(estimator)) if fitted else {})}
-    unknown = sorted(set(attributes) - set(rules) - set(derived))
+    fields = {
+        name: field
+        for name, field in fields_of(type(estimator)).items()
+        if fitted or not field.fitted
+    }
+    unknown = sorted(set(stored) - set(fields) - set(derived))
     if unknown:
         raise ValueError(
             f"it sets fitted attributes {short_repr(unknown)} that "
             f"{type(estimator).__name__} of this skae version does not have"
         )
-    state = {**attributes, **derived}
-    for name, (required, rule) in rules.items():
+    state = {**stored, **derived}
+    for name, field in fields.items():
         if name not in state:
-            if required:
+            if field.required:
                 raise ValueError(f"the fitted attribute {name!r} is missing")
             continue
-        problem = rule(state[name], state, estimator)
+        problem = field.rule(state[name], state, estimator)
         if problem:
             raise ValueError(
                 f"its attribute {name} = {short_repr(state[name])} {problem}"
             )
 
 
-def _rules_for(cls: type) -> dict[str, tuple[bool, Rule]]:
-    for base, rules in _RULES.items():
-        if issubclass(cls, base):
-            return rules
-    return {}
+def set_state(estimator: Any, stored: dict[str, Any], derived: dict[str, Any]) -> None:
+    """Set the checked fields the estimator did not derive itself."""
+    fields = fields_of(type(estimator))
+    for name, value in stored.items():
+        if name not in derived:
+            setattr(estimator, fields[name].attribute, value)
 
 
 # -- rules ------------------------------------------------------------------------
 
 
-def _positive_int(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def positive_int(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if type(value) is int and value >= 1:
         return None
     return "is not a positive int"
@@ -103,11 +213,11 @@ def _finite_float(value: Any) -> bool:
     return type(value) is float and math.isfinite(value)
 
 
-def _offset(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def offset(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     return None if _finite_float(value) else "is not a finite float"
 
 
-def _scale(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def scale(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if not (_finite_float(value) and value > 0):
         return "is not a positive float"
     # What standardisation gives: 1 for constant data, else a scale between
@@ -118,7 +228,7 @@ def _scale(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     return None
 
 
-def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if not (
         isinstance(value, np.ndarray)
         and value.dtype == np.float64
@@ -132,7 +242,7 @@ def _mean(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     return None
 
 
-def _feature_names(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def feature_names(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if (
         isinstance(value, np.ndarray)
         and value.dtype == object
@@ -147,7 +257,7 @@ def _finite_floats(value: Any) -> bool:
     return type(value) is list and all(_finite_float(item) for item in value)
 
 
-def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if not _finite_floats(value) or min(value, default=0.0) < 0:
         return "is not a list of finite losses, each >= 0"
     if len(value) != state["n_iter_"]:
@@ -155,7 +265,7 @@ def _loss_curve(value: Any, state: dict[str, Any], estimator: Any) -> str | None
     return None
 
 
-def _validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if value is None:
         return None
     # One per judged epoch: the model kept may have trained fewer epochs than
@@ -165,7 +275,7 @@ def _validation_scores(value: Any, state: dict[str, Any], estimator: Any) -> str
     return None
 
 
-def _best_validation_score(
+def best_validation_score(
     value: Any, state: dict[str, Any], estimator: Any
 ) -> str | None:
     scores = state["validation_scores_"]
@@ -177,7 +287,7 @@ def _best_validation_score(
     return "is not a score (a finite negative squared error)"
 
 
-def _best_loss(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def best_loss(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     # Training with a validation split records its scores, and no best loss.
     if state["validation_scores_"] is None:
         expected = min(state["loss_curve_"])
@@ -186,14 +296,14 @@ def _best_loss(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     return None if value == expected else f"is not {expected}, from the loss curve"
 
 
-def _reconstruction_r2(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def reconstruction_r2(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     # None: measured by no fit (partial_fit's, or a file from before 0.2).
     if value is None or (_finite_float(value) and value <= 1):
         return None
     return "is neither None nor a finite R² (at most 1)"
 
 
-def _component_importances(
+def component_importances(
     value: Any, state: dict[str, Any], estimator: Any
 ) -> str | None:
     if (value is None) != (state.get("reconstruction_r2_") is None):
@@ -211,7 +321,7 @@ def _component_importances(
     return None
 
 
-def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     """Run zero rows through the encoder and the decoder: the widths must agree."""
     # The code size fitted: n_components as it was at fit time.
     n_components = estimator._architecture["n_components"]
@@ -229,13 +339,14 @@ def _code_width(value: Any, state: dict[str, Any], estimator: Any) -> str | None
     return None
 
 
-def _optimizer_state(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def optimizer_state(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     """Check the solver's state against what the solver keeps for these weights."""
     return solver_state_problem(value, list(state["_network"].parameters()))
 
 
-def _inner_estimator(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
-    expected = type(estimator.estimator or AutoencoderTransformer())
+def inner_estimator(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+    """Check for a fitted clone of the detector's ``estimator`` (or its default)."""
+    expected = type(estimator._estimator())
     if type(value) is not expected:
         return f"is not a fitted {expected.__name__}, as the estimator parameter says"
     if getattr(value, "n_features_in_", None) != state["n_features_in_"]:
@@ -243,7 +354,12 @@ def _inner_estimator(value: Any, state: dict[str, Any], estimator: Any) -> str |
     return None
 
 
-def _output_config(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+def rebuilt(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
+    """Nothing more to check: the network was rebuilt from this value."""
+    return None
+
+
+def output_config(value: Any, state: dict[str, Any], estimator: Any) -> str | None:
     if (
         type(value) is dict
         and set(value) <= {"transform"}
@@ -254,35 +370,19 @@ def _output_config(value: Any, state: dict[str, Any], estimator: Any) -> str | N
 
 
 _OUTPUT_CONTAINERS = ("default", "pandas", "polars")
-# Set by scikit-learn's set_output, fitted or not.
-_COMMON_RULES: dict[str, tuple[bool, Rule]] = {
-    "_sklearn_output_config": (False, _output_config),
-}
-_TRANSFORMER_RULES: dict[str, tuple[bool, Rule]] = {
-    "n_features_in_": (True, _positive_int),
-    "feature_names_in_": (False, _feature_names),
-    "mean_": (True, _mean),
-    "scale_": (True, _scale),
-    "_n_features_out": (True, _code_width),
-    "_optimizer_state": (True, _optimizer_state),
-    "n_iter_": (True, _positive_int),
-    "loss_curve_": (True, _loss_curve),
-    "validation_scores_": (True, _validation_scores),
-    "best_validation_score_": (True, _best_validation_score),
-    "best_loss_": (True, _best_loss),
-    "reconstruction_r2_": (True, _reconstruction_r2),
-    "component_importances_": (True, _component_importances),
-}
-_DETECTOR_RULES: dict[str, tuple[bool, Rule]] = {
-    "n_features_in_": (True, _positive_int),
-    "feature_names_in_": (False, _feature_names),
-    "estimator_": (True, _inner_estimator),
-    "offset_": (True, _offset),
-}
-_RULES: dict[type, dict[str, tuple[bool, Rule]]] = {
-    BaseAutoencoder: _TRANSFORMER_RULES,
-    AutoencoderOutlierDetector: _DETECTOR_RULES,
-}
+# What scikit-learn sets on every estimator, skae's all included: set_output's
+# setting (fitted or not), and validate_data's record of the features fit saw.
+SKLEARN_FIELDS = (
+    Field(
+        "_sklearn_output_config",
+        "_sklearn_output_config",
+        output_config,
+        required=False,
+        fitted=False,
+    ),
+    Field("n_features_in_", "n_features_in_", positive_int),
+    Field("feature_names_in_", "feature_names_in_", feature_names, required=False),
+)
 
 
 def _same(saved: Any, derived: Any) -> bool:

@@ -19,9 +19,12 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skae import _fitted_state as rules
 from skae._autoencoder import AutoencoderTransformer
-from skae._base import FittedState, fitted_attributes, transaction
+from skae._base import FittedState, transaction
 from skae._checks import FLOAT_DTYPES
+from skae._fitted_state import Field, stored_state
+from skae._plain_state import plain_state, restore_state
 
 
 class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -100,6 +103,14 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
         "estimator": [HasMethods(["fit", "score_samples"]), None],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
     }
+    # The fitted state a model file, a pickle and a skops file store; the
+    # inner estimator is stored whole, as a nested estimator.
+    _state_fields: ClassVar[tuple[Field, ...]] = (
+        *rules.SKLEARN_FIELDS,
+        Field("estimator_", "estimator_", rules.inner_estimator),
+        Field("offset_", "offset_", rules.offset),
+    )
+    _state_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, estimator: Any = None, *, contamination: float = 0.1) -> None:
         self.estimator = estimator
@@ -204,19 +215,15 @@ class AutoencoderOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator
 
     def __getstate__(self) -> dict[str, Any]:
         """Return the state as plain data, for pickle and ``skops.io``."""
-        from skae._plain_state import plain_state
-
-        return plain_state(self, super().__getstate__())
+        return plain_state(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a state, checked as :func:`skae.load` checks a file."""
-        from skae._plain_state import restore_state
-
         restore_state(self, state)
 
     def _get_fitted_state(self) -> FittedState:
-        """Every attribute but the parameters; the inner estimator is nested."""
-        return FittedState(fitted_attributes(self), {}, [])
+        """Return the declared fields; the inner estimator is nested whole."""
+        return FittedState(stored_state(self, self.get_params(deep=False)), {}, [])
 
     def _restore_fitted_state(
         self, attributes: dict[str, Any], weights: dict[str, Any]

@@ -4,7 +4,9 @@
 ``skops.io`` stores an object through ``__getstate__`` and rebuilds it with
 ``__setstate__``, and can store NumPy arrays, containers and scalars, not torch
 objects; pickle and :func:`copy.deepcopy` go through the same two methods. So
-the state skae's estimators give holds no torch object: the network's weights
+the state skae's estimators give is their parameters and the fields their
+class declares (:mod:`skae._fitted_state`), under the names a model file
+uses, and holds no torch object: the network's weights
 and the optimiser's tensors travel as arrays, and a torch device parameter as
 its name. :func:`restore_state` rebuilds the network from the architecture
 and the weights, through the estimator's ``_restore_fitted_state`` as
@@ -19,27 +21,30 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 
-from skae._base import BaseAutoencoder
-from skae._fitted_state import check_fitted_state
+from skae._fitted_state import (
+    check_fitted_state,
+    complete_state,
+    is_fitted_state,
+    set_state,
+)
 
-# Keys the state adds to an estimator's attributes; none ends in "_", which
-# fitted attributes and parameters never start with.
+# Keys the state adds to an estimator's parameters and fields; none ends in
+# "_", which fitted attributes and parameters never start with.
 _WEIGHTS = "__skae_weights"
 _DEVICE = "__skae_torch_device"
+# Added by scikit-learn's own __getstate__, in the states of earlier skae.
+_SKLEARN_VERSION = "_sklearn_version"
 
 
-def plain_state(estimator: BaseEstimator, state: dict[str, Any]) -> dict[str, Any]:
-    """Return ``state`` (the estimator's ``__dict__``) with torch objects as data."""
-    state = dict(state)
+def plain_state(estimator: Any) -> dict[str, Any]:
+    """Return the parameters and the declared fitted state, torch objects as data."""
+    fitted = estimator._get_fitted_state()
+    state = {**estimator.get_params(deep=False), **fitted.attributes}
     if isinstance(state.get("device"), torch.device):
         state[_DEVICE] = str(state.pop("device"))
-    if not isinstance(estimator, BaseAutoencoder) or not hasattr(estimator, "_network"):
+    if not fitted.modules:
         return state
-    fitted = estimator._get_fitted_state()
-    for name in fitted.modules:
-        del state[name]
     state[_WEIGHTS] = {
         name: tensor.detach().cpu().numpy() for name, tensor in fitted.weights.items()
     }
@@ -60,57 +65,50 @@ def plain_state(estimator: BaseEstimator, state: dict[str, Any]) -> dict[str, An
     return state
 
 
-def restore_state(estimator: BaseEstimator, state: Any) -> None:
+def restore_state(estimator: Any, state: Any) -> None:
     """Set a state :func:`plain_state` gave, rebuilding and checking the network.
 
     Raises ValueError, saying what is wrong, if the state is not one a fitted
     (or unfitted) estimator of this class has.
     """
+    cls = type(estimator)
     if not isinstance(state, dict):
-        raise ValueError(f"A {type(estimator).__name__} state must be a dict.")
+        raise ValueError(f"A {cls.__name__} state must be a dict.")
     state = dict(state)
     weights = state.pop(_WEIGHTS, None)
     if _DEVICE in state:
         state["device"] = torch.device(_text(state.pop(_DEVICE)))
-    names = type(estimator)._get_param_names()
+    names = cls._get_param_names()
     missing = sorted(set(names) - set(state))
     if missing:
-        raise ValueError(
-            f"The {type(estimator).__name__} state lacks parameters {missing}."
-        )
+        raise ValueError(f"The {cls.__name__} state lacks parameters {missing}.")
     if isinstance(state.get("_optimizer_state"), dict):
         state["_optimizer_state"] = _optimizer_tensors(state["_optimizer_state"])
-    state.pop("_sklearn_version", None)
-    attributes = {name: value for name, value in state.items() if name not in names}
+    state.pop(_SKLEARN_VERSION, None)
+    stored = {name: value for name, value in state.items() if name not in names}
     # As skae.load: the parameters first, then the network they describe, then
-    # the attributes it does not derive, once all are checked.
+    # the fields it does not derive, once all are checked.
     vars(estimator).update({name: state[name] for name in names})
     try:
         estimator._validate_params()
+        fitted = is_fitted_state(cls, stored)
+        if fitted:
+            complete_state(cls, stored)
         derived: dict[str, Any] = {}
         if weights is not None:
-            if not isinstance(weights, dict) or not isinstance(
-                estimator, BaseAutoencoder
-            ):
+            if not isinstance(weights, dict) or not cls._state_modules:
                 raise ValueError("its network weights are invalid")
             derived = estimator._restore_fitted_state(
-                attributes, {name: _tensor(array) for name, array in weights.items()}
+                stored, {name: _tensor(array) for name, array in weights.items()}
             )
-        elif isinstance(estimator, BaseAutoencoder) and any(
-            name.endswith("_") for name in attributes
-        ):
+        elif fitted and cls._state_modules:
             raise ValueError("it has fitted attributes but no network")
-        fitted = any(name.endswith("_") for name in attributes)
-        check_fitted_state(estimator, attributes, derived, fitted=fitted)
+        check_fitted_state(estimator, stored, derived, fitted=fitted)
     except (TypeError, ValueError, RuntimeError) as exc:
         # A half-restored estimator must not be used: empty it.
         vars(estimator).clear()
-        raise ValueError(
-            f"Cannot restore this {type(estimator).__name__}: {exc}"
-        ) from None
-    for name, value in attributes.items():
-        if name not in derived:
-            setattr(estimator, name, value)
+        raise ValueError(f"Cannot restore this {cls.__name__}: {exc}") from None
+    set_state(estimator, stored, derived)
 
 
 def _text(value: Any) -> str:

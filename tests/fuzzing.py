@@ -59,7 +59,7 @@ import safetensors.torch
 import torch
 
 import skae
-from skae._persistence import _checksum
+from skae._file_format import checksum as _checksum
 
 GOOD = ("refused", "loaded, a use refused", "loaded, every use works")
 BAD = ("raw exception", "crash", "hang")

@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 import skae
-import skae._base
+import skae._fitting
 from skae import (
     AutoencoderOutlierDetector,
     AutoencoderTransformer,
@@ -150,7 +150,7 @@ def test_columns_come_in_order_and_outputs_stay_exact(name, monkeypatch):
     assert importances.shape == (model.n_components_,)
     assert np.all(np.diff(importances) <= 0)
     # The same fit, its columns left where training put them.
-    monkeypatch.setattr(skae._base, "order_code_columns", lambda *args: False)
+    monkeypatch.setattr(skae._fitting, "order_code_columns", lambda *args: False)
     unordered = clone(ORDERED[name]).set_params(random_state=0).fit(X)
     order = np.argsort(-unordered.component_importances_, kind="stable")
     np.testing.assert_allclose(importances, unordered.component_importances_[order])

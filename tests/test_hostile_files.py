@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
-from skae._persistence import _checksum
+from skae._file_format import checksum as _checksum
 
 
 @pytest.fixture(scope="module")
@@ -738,7 +738,7 @@ def test_memory_error_becomes_a_value_error(saved, monkeypatch):
     def exhausted(*args):
         raise MemoryError
 
-    monkeypatch.setattr("skae._persistence._checksum", exhausted)
+    monkeypatch.setattr("skae._file_format.checksum", exhausted)
     with pytest.raises(ValueError, match="more memory than this machine can allocate"):
         load(saved)
 

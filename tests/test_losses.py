@@ -232,19 +232,3 @@ def test_loaded_network_takes_the_standardisation_of_its_attributes(
     decoder = loaded._network.decoder
     assert torch.equal(decoder.mean, torch.as_tensor(loaded.mean_, dtype=torch.float32))
     assert float(decoder.scale) == pytest.approx(loaded.scale_)
-
-
-def test_files_from_before_the_loss_load_as_squared_error(tmp_path, pixels):
-    """Networks saved before init, loss and code_activation existed had none."""
-    fitted = tutorial(
-        init="random", loss="squared_error", code_activation="identity"
-    ).fit(pixels)
-    for name in ("init", "loss", "code_activation"):
-        del fitted._architecture[name]
-    path = tmp_path / "model.safetensors"
-    skae.save(fitted, path)
-    loaded = skae.load(path)
-    assert loaded._architecture["init"] == "random"
-    assert loaded._architecture["loss"] == "squared_error"
-    assert loaded._architecture["code_activation"] == "identity"
-    np.testing.assert_array_equal(loaded.transform(pixels), fitted.transform(pixels))

@@ -26,7 +26,8 @@ from torch import nn
 
 import skae
 from skae import AutoencoderTransformer, load, save
-from skae._persistence import LOADABLE_CLASSES, _checksum
+from skae._file_format import checksum as _checksum
+from skae._persistence import LOADABLE_CLASSES
 from skae._writing import fcntl, temporary_prefix
 from tests.helpers import assert_same, low_rank_data
 
@@ -305,9 +306,20 @@ def test_save_refuses_non_skae_classes(fitted, tmp_path):
 
 def test_save_refuses_attributes_that_are_not_data(fitted, tmp_path):
     model = copy.deepcopy(fitted)
-    model.callback_ = print
-    with pytest.raises(TypeError, match=r"attribute 'callback_'.* is a callable"):
+    model.best_loss_ = print
+    with pytest.raises(TypeError, match=r"attribute 'best_loss_'.* is a callable"):
         save(model, tmp_path / "model.safetensors")
+
+
+def test_save_and_pickle_refuse_attributes_the_state_does_not_declare(fitted, tmp_path):
+    """A file or pickle holding them would be refused as it loads."""
+    model = copy.deepcopy(fitted)
+    model.note_ = "mine"
+    match = r"attributes \['note_'\] that its fitted state does not declare"
+    with pytest.raises(TypeError, match=match):
+        save(model, tmp_path / "model.safetensors")
+    with pytest.raises(TypeError, match=match):
+        pickle.dumps(model)
 
 
 def test_saved_file_has_the_usual_permissions(fitted, tmp_path):
@@ -755,3 +767,28 @@ def test_bfloat16_trained_model_loads_bit_for_bit(data, tmp_path):
     restored = load(tmp_path / "model.safetensors")
     assert restored.precision == "bfloat16"
     np.testing.assert_array_equal(restored.transform(data), model.transform(data))
+
+
+@pytest.mark.parametrize("name", sorted(LOADABLE_CLASSES))
+def test_every_attribute_of_a_fitted_estimator_is_a_declared_field(name, data):
+    """A model file stores the declared fields: no fitted attribute is left out."""
+    cls = LOADABLE_CLASSES[name]
+    if name == "AutoencoderOutlierDetector":
+        model = cls(tiny())
+    else:
+        model = cls(n_components=2, hidden_layer_sizes=(8,), max_iter=2)
+    model.fit(pd.DataFrame(data).add_prefix("x"))
+    declared = {field.attribute for field in cls._state_fields}
+    attributes = set(vars(model)) - set(model.get_params(deep=False))
+    assert attributes - set(cls._state_modules) <= declared
+    assert set(cls._state_modules) <= attributes
+
+
+def test_the_state_declaration_sits_below_the_estimator_classes():
+    """Nothing the estimators import to persist themselves imports them back."""
+    below = ("_fitted_state", "_plain_state", "_encoding", "_file_format")
+    faces = ("_base", "_autoencoder", "_variational", "_outlier", "_persistence")
+    for module in below:
+        source = (Path(skae.__file__).parent / f"{module}.py").read_text()
+        for face in faces:
+            assert f"skae.{face} import" not in source, (module, face)
