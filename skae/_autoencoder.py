@@ -12,7 +12,7 @@ import torch
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from torch import nn
 
-from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder
+from skae._base import BaseAutoencoder
 from skae._layers import build_layers
 from skae._networks import (
     ACTIVATIONS,
@@ -22,6 +22,7 @@ from skae._networks import (
     check_widths,
     with_linear_path,
 )
+from skae._parameters import MAX_WEIGHT, SHARED_CONSTRAINTS
 
 
 class AutoencoderTransformer(BaseAutoencoder):

@@ -20,7 +20,7 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -34,7 +34,6 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
@@ -42,7 +41,6 @@ from skae import _fitted_state as rules
 from skae._checks import FLOAT_DTYPES
 from skae._data import (
     INFERENCE_BATCH_SIZE,
-    PRECISIONS,
     batch_bounds,
     check_input_range,
     map_batches,
@@ -54,18 +52,26 @@ from skae._fitted_state import Field, named, stored_state
 from skae._fitting import FitOutcome, FitPlan, Fold, fit_planned
 from skae._inference import finite_output, inference_module
 from skae._networks import (
-    ACTIVATIONS,
-    LOSSES,
-    NOISES,
     AutoencoderNet,
     LossTerms,
     RowSquaredError,
     load_weights,
 )
+from skae._parameters import (
+    ARCHITECTURE_PARAMS,
+    AUTO_BATCH_SIZE,
+    AUTO_MAX_EPOCHS,
+    AUTO_MIN_EPOCHS,
+    AUTO_RELATIVE_TOL,
+    AUTO_STEPS,
+    CV_FOLDS,
+    MIN_CV_ROWS,
+    MIN_HOLDOUT_ROWS,
+    SHARED_CONSTRAINTS,
+)
 from skae._plain_state import plain_state, restore_state
 from skae._progress import progress_wanted
 from skae._sizes import check_network_size
-from skae._solvers import SOLVERS
 from skae._sparse import canonical_csr, dense_rows, is_sparse, value_range
 from skae._standardization import Standardization
 from skae._threads import (
@@ -76,79 +82,6 @@ from skae._training import (
     TrainingConfig,
     optimizer_state_to_cpu,
 )
-
-# Optimiser steps that max_iter='auto' plans for: enough to beat PCA clearly on
-# small and large data sets alike (see benchmarks/bench_training.py) ...
-AUTO_STEPS = 3500
-# ... within these epochs: small data sets get more passes, large ones end in
-# bounded time.
-AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 10, 200
-# batch_size='auto': rows per training step, at most (fewer rows train in one).
-AUTO_BATCH_SIZE = 256
-# early_stopping='auto' holds out validation_fraction of the rows once they
-# number this many; below, cross-validation over CV_FOLDS folds judges
-# (docs/pca_start.rst) ...
-MIN_HOLDOUT_ROWS = 100
-CV_FOLDS = 5
-# ... down to this many rows; fewer train without held-out rows.
-MIN_CV_ROWS = 10
-# tol='auto': an epoch improves on the best when it lowers the monitored loss
-# by more than this share of it, whatever the units of the data.
-AUTO_RELATIVE_TOL = 1e-4
-# Parameters that fix the network's shape; warm_start cannot change them, and
-# a fitted model records their values (its architecture).
-ARCHITECTURE_PARAMS = (
-    "n_components",
-    "init",
-    "hidden_layer_sizes",
-    "activation",
-    "code_activation",
-    "loss",
-    "dropout",
-    "batch_norm",
-    "image_shape",
-    "conv_channels",
-    "network",
-)
-
-# Bounds of numeric parameters, so that each converts to a float or an int:
-# a loss weight or noise level (in units of the data's scale) beyond
-# MAX_WEIGHT drowns the reconstruction, and a rate or tol beyond float64 is no
-# number at all.
-MAX_WEIGHT = 1e6
-MAX_COUNT = 2**31 - 1
-MAX_FLOAT = float(np.finfo(np.float64).max)
-# Constraints of the parameters every variant has.
-SHARED_CONSTRAINTS: dict[str, list[Any]] = {
-    "hidden_layer_sizes": ["array-like"],
-    "activation": [StrOptions(set(ACTIVATIONS))],
-    "loss": [StrOptions(set(LOSSES))],
-    "solver": [StrOptions(set(SOLVERS))],
-    "alpha": [Interval(Real, 0, MAX_FLOAT, closed="both")],
-    "batch_size": [
-        StrOptions({"auto"}),
-        Interval(Integral, 1, MAX_COUNT, closed="both"),
-    ],
-    "learning_rate": [StrOptions({"cosine", "constant"})],
-    "learning_rate_init": [Interval(Real, 0, MAX_FLOAT, closed="right")],
-    "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, MAX_COUNT, closed="both")],
-    "tol": [StrOptions({"auto"}), Interval(Real, 0, MAX_FLOAT, closed="both")],
-    "early_stopping": [StrOptions({"auto"}), "boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, MAX_COUNT, closed="both")],
-    "dropout": [Interval(Real, 0, 1, closed="left")],
-    "batch_norm": ["boolean"],
-    "noise": [StrOptions(set(NOISES)), None],
-    "noise_level": [Interval(Real, 0, MAX_WEIGHT, closed="both")],
-    "image_shape": ["array-like", None],
-    "conv_channels": ["array-like"],
-    "network": [callable, None],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-    "warm_start": ["boolean"],
-    "device": [str, torch.device],
-    "precision": [StrOptions(set(PRECISIONS))],
-}
 
 
 class FittedState(NamedTuple):

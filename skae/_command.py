@@ -26,7 +26,6 @@ from tqdm import tqdm
 
 from skae import __version__
 from skae._autoencoder import AutoencoderTransformer
-from skae._base import AUTO_MAX_EPOCHS, AUTO_MIN_EPOCHS, AUTO_STEPS
 from skae._compare import (
     DEFAULT_N_COMPONENTS,
     DEFAULT_TEST_SIZE,
@@ -37,6 +36,7 @@ from skae._compare import (
 from skae._datasets import Dataset, load_dataset
 from skae._exit_status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from skae._model_file import file_kind
+from skae._parameters import AUTO_MAX_EPOCHS, AUTO_MIN_EPOCHS, AUTO_STEPS
 from skae._progress import progress_bar, progress_wanted
 from skae._writing import replace_file
 

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from skae._base import MAX_WEIGHT, SHARED_CONSTRAINTS, BaseAutoencoder
+from skae._base import BaseAutoencoder
 from skae._checks import is_positive_int
 from skae._data import batch_bounds
 from skae._layers import build_layers
@@ -27,6 +27,7 @@ from skae._networks import (
     VariationalNet,
     check_widths,
 )
+from skae._parameters import MAX_WEIGHT, SHARED_CONSTRAINTS
 
 # Rows of codes drawn and decoded at a time by ``sample``.
 SAMPLE_BATCH_SIZE = 65536

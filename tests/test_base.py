@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from skae import AutoencoderTransformer, VariationalAutoencoder
-from skae._base import (
+from skae._parameters import (
     ARCHITECTURE_PARAMS,
     AUTO_BATCH_SIZE,
     AUTO_MAX_EPOCHS,
