@@ -723,10 +723,9 @@ class BaseAutoencoder(
     def _map(self, module: nn.Module, X: np.ndarray, n_outputs: int) -> np.ndarray:
         """Run a fitted module on X batch by batch; refuse NaN and infinity in X.
 
-        scikit-learn's own check reads all of X before the network does, a
-        measurable share of a ``transform`` (docs/benchmarks.rst); a batch
-        summed just before the network reads it is still in the cache, which
-        makes the check nearly free.
+        scikit-learn's own check would read all of X once more before the
+        network does; a batch summed just before the network reads it is
+        still in the cache, which makes the check nearly free.
         """
         device = resolve_device(self.device)
         torch_dtype = torch.from_numpy(np.empty(0, dtype=X.dtype)).dtype

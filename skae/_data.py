@@ -23,9 +23,8 @@ from skae._sparse import (
 
 # Rows per inference batch: large enough to keep matrix products efficient, small
 # enough that a batch of a few hundred features stays in the cache between its
-# finiteness check and the network (faster than larger batches on MNIST,
-# docs/benchmarks.rst), and that memory beyond the input and output arrays
-# stays bounded.
+# finiteness check and the network (larger batches were slower on MNIST), and
+# that memory beyond the input and output arrays stays bounded.
 INFERENCE_BATCH_SIZE = 1024
 
 

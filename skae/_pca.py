@@ -171,7 +171,7 @@ def one_blas_thread() -> threadpool_limits:
 
     PCA's eigendecomposition on a multi-threaded BLAS waits on a thread that
     shares its core with any other busy process, which made PCA's start many
-    times slower beside one busy process (measured in docs/benchmarks.rst).
+    times slower beside one busy process.
     On one thread it costs little more on a quiet machine, and its result
     does not depend on the machine's core count.
     """

@@ -36,7 +36,7 @@ def build_solver(
 ) -> torch.optim.Optimizer:
     """Build one of :data:`SOLVERS` over ``parameters``."""
     # Fused kernels update all weights in one pass, which shortens CPU epochs
-    # of the default network (measured in docs/benchmarks.rst).
+    # of the default network.
     if solver == "adam":
         return torch.optim.Adam(
             parameters, lr=lr, weight_decay=weight_decay, fused=True
