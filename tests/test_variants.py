@@ -502,7 +502,10 @@ def test_custom_network_pickles_warm_starts_and_grid_searches(digits):
     restored = pickle.loads(pickle.dumps(ae))
     np.testing.assert_array_equal(restored.transform(X_test), ae.transform(X_test))
     restored.set_params(warm_start=True).fit(X_train)
-    assert restored.n_iter_ == 10
+    # The second fit's epochs add to the first's.
+    assert restored.n_iter_ > ae.n_iter_
+    assert restored.loss_curve_[: ae.n_iter_] == ae.loss_curve_
+    assert len(restored.loss_curve_) == restored.n_iter_
     search = GridSearchCV(
         AutoencoderTransformer(network=residual_network, max_iter=10, random_state=0),
         {"n_components": [2, 12]},
