@@ -88,7 +88,8 @@ class FitPlan:
     # The folds that judge training (a holdout is one); None: no rows held out.
     folds: list[Fold] | None
     config: TrainingConfig
-    # The refit on every row: the folds' schedule, with batches of all rows.
+    # Training on every row after the folds (a refit, or the held-out network
+    # going on): the folds' settings, with batches of all rows.
     refit_config: TrainingConfig
     # build_network(n_components): the variant's untrained network.
     build_network: Callable[[int], AutoencoderNet]
@@ -340,9 +341,10 @@ def fit_network(
     X is a tensor, or sparse rows standardised as each batch is made dense.
 
     ``build(rows)`` returns the untrained network for the training rows
-    ``rows`` (``None``: every row), seeded alike every time, so a refit
-    on every row starts where the folds' networks started. ``threads(network, config)``
-    returns the thread chooser of a training run.
+    ``rows`` (``None``: every row), seeded alike every time, so a refit on
+    every row starts where the folds' networks started.
+    ``threads(network, config)`` returns the thread chooser of a training
+    run.
     """
     if not folds:
         network = _seeded(build, None, seed)
