@@ -505,7 +505,7 @@ def set_in(*keys_and_value):
 
 def widen_hidden_layer(document):
     """Claim the network was trained with 9 hidden units instead of 8."""
-    for pair in document["attributes"]["_architecture"]["__dict__"]:
+    for pair in document["attributes"]["architecture"]["__dict__"]:
         if pair[0] == "hidden_layer_sizes":
             pair[1] = {"__tuple__": [9]}
 
@@ -608,8 +608,8 @@ def test_an_edit_without_a_new_checksum_is_caught(saved):
 
 
 def test_newer_file_format_asks_for_an_upgrade(saved):
-    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "3"}))
-    with pytest.raises(ValueError, match=r"file format 3, newer .* upgrade skae"):
+    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "4"}))
+    with pytest.raises(ValueError, match=r"file format 4, newer .* upgrade skae"):
         load(saved)
 
 

@@ -140,7 +140,7 @@ def _attributes(schema):
     ("attribute", "value", "match"),
     [
         ("n_iter_", '"many"', "n_iter_"),
-        ("_n_features_out", "5", "do not fit the network"),
+        ("n_code_columns", "5", "do not fit the network"),
         ("scale_", "-1.0", "scale_"),
     ],
 )
