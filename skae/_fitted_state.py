@@ -8,7 +8,9 @@ attribute that holds it, and the rule that checks a loaded value.
 fields and no other attribute; :func:`skae.load` and ``__setstate__`` accept
 those and no other, and check each. A file's names are those of the
 declaration, not of the attributes: renaming an attribute changes its field's
-``attribute``, not the file format.
+``attribute``, not the file format. None starts with an underscore; the
+private names files of formats 1 and 2 used load through one fixed table,
+:data:`RENAMED_FIELDS`.
 
 :func:`skae.load` rebuilds the network from the parameters and the weights,
 and lets the estimator derive what it derives from them (the wrapped encoder
