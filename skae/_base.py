@@ -120,10 +120,10 @@ class BaseAutoencoder(
         *rules.SKLEARN_FIELDS,
         Field("mean_", "mean_", rules.mean),
         Field("scale_", "scale_", rules.scale),
-        Field("_architecture", "_architecture", rules.rebuilt),
-        Field("_n_features_out", "_n_features_out", rules.code_width),
+        Field("architecture", "_architecture", rules.rebuilt),
+        Field("n_code_columns", "_n_features_out", rules.code_width),
         Field("n_components_", "n_components_", rules.positive_int),
-        Field("_optimizer_state", "_optimizer_state", rules.optimizer_state),
+        Field("solver_state", "_optimizer_state", rules.optimizer_state),
         Field("n_iter_", "n_iter_", rules.positive_int),
         Field("loss_curve_", "loss_curve_", rules.loss_curve),
         Field("validation_scores_", "validation_scores_", rules.validation_scores),
@@ -384,9 +384,9 @@ class BaseAutoencoder(
         saying what is wrong.
         """
         try:
-            architecture = attributes["_architecture"]
+            architecture = attributes["architecture"]
             n_features = attributes["n_features_in_"]
-            n_components = attributes["_n_features_out"]
+            n_components = attributes["n_code_columns"]
             mean, scale = attributes["mean_"], attributes["scale_"]
         except KeyError as exc:
             raise ValueError(f"the fitted attribute {exc} is missing") from None

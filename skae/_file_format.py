@@ -29,9 +29,12 @@ from skae._model_file import (
 )
 
 # Format 2 puts the JSON document under the checksum too; format 1 files,
-# whose checksum covers the tensors only, still load.
-FORMAT_VERSION = 2
-_FORMATS_READ = (1, 2)
+# whose checksum covers the tensors only, still load. Format 3 stores fields
+# under public-facing names; those of formats 1 and 2 are renamed as they
+# load (skae._fitted_state.RENAMED_FIELDS).
+FORMAT_VERSION = 3
+_FORMATS_READ = (1, 2, 3)
+FIRST_PUBLIC_NAMES_FORMAT = 3
 # Metadata keys of the safetensors file: a plain format number, the JSON,
 # then the checksum of both and of every tensor.
 FORMAT_KEY = "skae.format"
@@ -113,8 +116,11 @@ def read_safetensors(
 
 def read_document(
     metadata: dict[str, str], tensors: dict[str, torch.Tensor], path: Path
-) -> dict[str, Any]:
-    """Check the format and the checksum, then parse the JSON document."""
+) -> tuple[int, dict[str, Any]]:
+    """Check the format and the checksum, then parse the JSON document.
+
+    Returns the file's format number and its document.
+    """
     file_format = _file_format(metadata, path)
     # Format 2 checks the checksum before interpreting anything it covers.
     if file_format >= 2 and metadata.get(CHECKSUM_KEY) != checksum(metadata, tensors):
@@ -130,7 +136,7 @@ def read_document(
         raise ValueError(f"{path} is not a valid skae model file: no JSON document.")
     if file_format == 1 and document.pop("sha256", None) != _digest(tensors):
         raise _corrupted(path, "its tensors do")
-    return document
+    return file_format, document
 
 
 def _file_format(metadata: dict[str, str], path: Path) -> int:

@@ -8,7 +8,9 @@ attribute that holds it, and the rule that checks a loaded value.
 fields and no other attribute; :func:`skae.load` and ``__setstate__`` accept
 those and no other, and check each. A file's names are those of the
 declaration, not of the attributes: renaming an attribute changes its field's
-``attribute``, not the file format.
+``attribute``, not the file format. None starts with an underscore; the
+private names files of formats 1 and 2 used load through one fixed table,
+:data:`RENAMED_FIELDS`.
 
 :func:`skae.load` rebuilds the network from the parameters and the weights,
 and lets the estimator derive what it derives from them (the wrapped encoder
@@ -50,8 +52,10 @@ class Field:
     Parameters
     ----------
     name : str
-        Its key in a model file (and in the plain state of pickle and skops).
-        Part of the file format: it does not change when ``attribute`` does.
+        Its key in a model file (and in the plain state of pickle and skops),
+        public-facing: never starting with an underscore. Part of the file
+        format: it does not change when ``attribute`` does; a renamed field
+        keeps loading through :data:`RENAMED_FIELDS`.
 
     attribute : str
         The estimator attribute that holds it.
@@ -79,6 +83,32 @@ class Field:
     required: bool = True
     default: Any = _NO_DEFAULT
     fitted: bool = True
+
+
+# The names model files of formats 1 and 2, and the pickle and skops states of
+# skae before format 3, stored fields under where those differ from today's:
+# the private attributes' own. Loading renames them before any check.
+RENAMED_FIELDS = {
+    "_sklearn_output_config": "output_config",
+    "_architecture": "architecture",
+    "_n_features_out": "n_code_columns",
+    "_optimizer_state": "solver_state",
+}
+
+
+def renamed(stored: dict[str, Any]) -> dict[str, Any]:
+    """Return a stored state with the old names of :data:`RENAMED_FIELDS` renamed.
+
+    Raises ValueError for a state that stores a field under both names.
+    """
+    both = sorted(
+        old for old, new in RENAMED_FIELDS.items() if {old, new} <= set(stored)
+    )
+    if both:
+        raise ValueError(
+            f"it stores {short_repr(both)} under both their old and their new names"
+        )
+    return {RENAMED_FIELDS.get(name, name): value for name, value in stored.items()}
 
 
 def fields_of(cls: type) -> dict[str, Field]:
@@ -313,7 +343,7 @@ def component_importances(
     if not (
         isinstance(value, np.ndarray)
         and value.dtype == np.float64
-        and value.shape == (state["_n_features_out"],)
+        and value.shape == (state["n_code_columns"],)
     ):
         return "is not a float64 array of shape (n_components_,)"
     if not np.isfinite(value).all():
@@ -374,7 +404,7 @@ _OUTPUT_CONTAINERS = ("default", "pandas", "polars")
 # setting (fitted or not), and validate_data's record of the features fit saw.
 SKLEARN_FIELDS = (
     Field(
-        "_sklearn_output_config",
+        "output_config",
         "_sklearn_output_config",
         output_config,
         required=False,

@@ -19,6 +19,7 @@ stored the same way, as nested documents. Only the classes of
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -37,6 +38,7 @@ from skae._encoding import Decoder, Encoder, shorten
 from skae._file_format import (
     CHECKSUM_KEY,
     DOCUMENT_KEY,
+    FIRST_PUBLIC_NAMES_FORMAT,
     FORMAT_KEY,
     FORMAT_VERSION,
     check_loadable,
@@ -48,6 +50,7 @@ from skae._fitted_state import (
     check_fitted_state,
     complete_state,
     is_fitted_state,
+    renamed,
     set_state,
 )
 from skae._model_file import open_regular_file, short_repr
@@ -211,9 +214,12 @@ def load(path: str | os.PathLike[str]) -> BaseEstimator:
         with open_regular_file(path) as file:
             size = os.fstat(file.fileno()).st_size
             metadata, tensors = read_safetensors(file, size, path)
-        document = read_document(metadata, tensors, path)
+        file_format, document = read_document(metadata, tensors, path)
         _warn_on_version_mismatch(document.get("versions"), path)
-        return Decoder(tensors, path, size, _rebuild).estimator(document)
+        build = functools.partial(
+            _rebuild, old_names=file_format < FIRST_PUBLIC_NAMES_FORMAT
+        )
+        return Decoder(tensors, path, size, build).estimator(document)
     except MemoryError:
         # A safety net: every size a file claims is checked before allocating.
         raise ValueError(
@@ -289,8 +295,14 @@ def _release(version: str) -> str:
     return version.split("+", 1)[0]
 
 
-def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
-    """Build a skae estimator from its document, through the estimator itself."""
+def _rebuild(
+    document: dict[str, Any], decoder: Decoder, *, old_names: bool
+) -> BaseEstimator:
+    """Build a skae estimator from its document, through the estimator itself.
+
+    ``old_names``: the file is of a format that stored fields under their
+    attributes' names, renamed here before anything is checked.
+    """
     classes = LOADABLE_CLASSES
     name = document.get("class")
     if not isinstance(name, str) or name not in classes:
@@ -310,6 +322,11 @@ def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
         raise decoder.error("its parameters, attributes or network are missing")
     params = {key: decoder.decode(value) for key, value in params.items()}
     attributes = {key: decoder.decode(value) for key, value in attributes.items()}
+    if old_names:
+        try:
+            attributes = renamed(attributes)
+        except ValueError as exc:
+            raise decoder.error(str(exc)) from None
     unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise ValueError(
@@ -335,8 +352,8 @@ def _rebuild(document: dict[str, Any], decoder: Decoder) -> BaseEstimator:
             weights = {key: decoder.tensor(value) for key, value in network.items()}
         except ValueError as exc:
             raise decoder.error(f"bad network entry ({exc})") from None
-        if isinstance(attributes.get("_architecture"), dict):
-            _check_claimed_lengths(attributes["_architecture"], weights, decoder)
+        if isinstance(attributes.get("architecture"), dict):
+            _check_claimed_lengths(attributes["architecture"], weights, decoder)
         try:
             derived = estimator._restore_fitted_state(attributes, weights)
         except (ValueError, TypeError) as exc:

@@ -26,6 +26,7 @@ from skae._fitted_state import (
     check_fitted_state,
     complete_state,
     is_fitted_state,
+    renamed,
     set_state,
 )
 
@@ -48,9 +49,9 @@ def plain_state(estimator: Any) -> dict[str, Any]:
     state[_WEIGHTS] = {
         name: tensor.detach().cpu().numpy() for name, tensor in fitted.weights.items()
     }
-    if state.get("_optimizer_state"):
-        optimizer = state["_optimizer_state"]
-        state["_optimizer_state"] = {
+    if state.get("solver_state"):
+        optimizer = state["solver_state"]
+        state["solver_state"] = {
             **optimizer,
             "state": {
                 key: {
@@ -74,7 +75,12 @@ def restore_state(estimator: Any, state: Any) -> None:
     cls = type(estimator)
     if not isinstance(state, dict):
         raise ValueError(f"A {cls.__name__} state must be a dict.")
-    state = dict(state)
+    try:
+        # States carry no version: those of skae before file format 3 store
+        # fields under their old names, as files of formats 1 and 2 do.
+        state = renamed(state)
+    except ValueError as exc:
+        raise ValueError(f"Cannot restore this {cls.__name__}: {exc}") from None
     weights = state.pop(_WEIGHTS, None)
     if _DEVICE in state:
         state["device"] = torch.device(_text(state.pop(_DEVICE)))
@@ -82,8 +88,8 @@ def restore_state(estimator: Any, state: Any) -> None:
     missing = sorted(set(names) - set(state))
     if missing:
         raise ValueError(f"The {cls.__name__} state lacks parameters {missing}.")
-    if isinstance(state.get("_optimizer_state"), dict):
-        state["_optimizer_state"] = _optimizer_tensors(state["_optimizer_state"])
+    if isinstance(state.get("solver_state"), dict):
+        state["solver_state"] = _optimizer_tensors(state["solver_state"])
     state.pop(_SKLEARN_VERSION, None)
     stored = {name: value for name, value in state.items() if name not in names}
     # As skae.load: the parameters first, then the network they describe, then

@@ -60,6 +60,7 @@ import torch
 
 import skae
 from skae._file_format import checksum as _checksum
+from skae._fitted_state import RENAMED_FIELDS
 
 GOOD = ("refused", "loaded, a use refused", "loaded, every use works")
 BAD = ("raw exception", "crash", "hang")
@@ -312,9 +313,11 @@ def _mutate_header(content, rng):
     elif choice == 6:
         metadata = header["__metadata__"]
         key = rng.choice(sorted(metadata))
-        metadata[key] = rng.choice(["", "1", "2", "3", "02", "x", metadata[key][:-1]])
+        metadata[key] = rng.choice(
+            ["", "1", "2", "3", "4", "03", "x", metadata[key][:-1]]
+        )
     else:
-        header["__metadata__"] = rng.choice([None, [], {"skae.format": 2}, "x"])
+        header["__metadata__"] = rng.choice([None, [], {"skae.format": 3}, "x"])
     mutated = _join(header, data)
     return _signed(mutated) if rng.random() < 0.7 else mutated
 
@@ -362,10 +365,28 @@ def _mutate_document(content, rng):
     """Edit one value of the JSON document, anywhere in its tree."""
     metadata, tensors = _load_parts(content)
     document = json.loads(metadata["skae.model"])
+    if rng.random() < 0.2:
+        _old_layout(metadata, document, rng)
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         _mutate_node(document, rng)
     metadata["skae.model"] = json.dumps(document)
     return _write_parts(metadata, tensors, sign=rng.random() < 0.9)
+
+
+def _old_layout(metadata, document, rng):
+    """Label the file of an older format, most fields under their old names.
+
+    Some fields keep their new name too, so that both names are stored.
+    """
+    metadata["skae.format"] = rng.choice(["1", "2", "2", "3"])
+    for _, node in _nodes(document):
+        attributes = node.get("attributes") if isinstance(node, dict) else None
+        if not isinstance(attributes, dict):
+            continue
+        for old, new in RENAMED_FIELDS.items():
+            if new in attributes and rng.random() < 0.8:
+                keep = rng.random() < 0.2
+                attributes[old] = attributes[new] if keep else attributes.pop(new)
 
 
 def _nodes(value, path=()):

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from skae import AutoencoderOutlierDetector, AutoencoderTransformer, load, save
+from skae._file_format import FORMAT_VERSION
 from skae._file_format import checksum as _checksum
 
 
@@ -62,7 +63,7 @@ def read_model(path):
 
 def write_model(path, document, tensors):
     """Write a model file with a valid checksum, as an attacker can."""
-    metadata = {"skae.format": "2", "skae.model": json.dumps(document)}
+    metadata = {"skae.format": str(FORMAT_VERSION), "skae.model": json.dumps(document)}
     metadata["skae.sha256"] = _checksum(metadata, tensors)
     save_file(tensors, path, metadata=metadata)
 
@@ -76,7 +77,7 @@ def edit(path, change):
 
 
 def architecture_entry(document, name):
-    for pair in document["attributes"]["_architecture"]["__dict__"]:
+    for pair in document["attributes"]["architecture"]["__dict__"]:
         if pair[0] == name:
             return pair
     raise KeyError(name)
@@ -115,7 +116,7 @@ def many_hidden_layers_as_array(document, tensors):
 def huge_code(document, tensors):
     document["params"]["n_components"] = 10**100
     architecture_entry(document, "n_components")[1] = 10**100
-    document["attributes"]["_n_features_out"] = 10**100
+    document["attributes"]["n_code_columns"] = 10**100
 
 
 def another_code_size(document, tensors):
@@ -351,13 +352,13 @@ def shared_tensor(document, tensors):
 
 def drop_conv_channels(document, tensors):
     """An unused parameter: the network is the same, the recorded architecture not."""
-    pairs = document["attributes"]["_architecture"]["__dict__"]
+    pairs = document["attributes"]["architecture"]["__dict__"]
     pairs.remove(architecture_entry(document, "conv_channels"))
 
 
 def first_moment(document):
     """Tensor key of Adam's first moment of the first weight tensor."""
-    pairs = document["attributes"]["_optimizer_state"]["__dict__"]
+    pairs = document["attributes"]["solver_state"]["__dict__"]
     moments = dict((key, value) for key, value in pairs)["state"]["__dict__"]
     return moments[0][1]["__dict__"][1][1]["__tensor__"]
 
@@ -372,12 +373,12 @@ def optimizer_moment_of_nan(document, tensors):
 
 EDITED_STATE = {
     "code-width-1-to-3": (
-        set_attribute("_n_features_out", 3),
+        set_attribute("n_code_columns", 3),
         "weights do not fit the network its parameters describe",
     ),
     "n_components-unlike-the-code": (
         another_code_size,
-        "_n_features_out = 1 is not n_components = 3",
+        "n_code_columns = 1 is not n_components = 3",
     ),
     "encoder-replaced": (set_attribute("encoder_", 1), "encoder_ = 1 does not match"),
     "n_iter-a-string": (set_attribute("n_iter_", "abc"), "n_iter_ = 'abc' is not a"),
@@ -457,7 +458,7 @@ EDITED_STATE = {
         "weight tensor 0 'exp_avg' with NaN or inf",
     ),
     "output-config": (
-        set_attribute("_sklearn_output_config", {"__dict__": [["transform", "evil"]]}),
+        set_attribute("output_config", {"__dict__": [["transform", "evil"]]}),
         "is not set_output's setting",
     ),
 }
@@ -530,7 +531,7 @@ def test_edited_detector_is_refused(change, match, detector, tmp_path):
 
 def optimizer_pairs(document):
     """The decoded-looking view of the saved state: {name: JSON value}."""
-    return dict(document["attributes"]["_optimizer_state"]["__dict__"])
+    return dict(document["attributes"]["solver_state"]["__dict__"])
 
 
 def moment_entries(document, index=0):

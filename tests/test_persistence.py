@@ -27,6 +27,7 @@ from torch import nn
 import skae
 from skae import AutoencoderTransformer, load, save
 from skae._file_format import checksum as _checksum
+from skae._fitted_state import RENAMED_FIELDS
 from skae._persistence import LOADABLE_CLASSES
 from skae._writing import fcntl, temporary_prefix
 from tests.helpers import assert_same, low_rank_data
@@ -505,7 +506,7 @@ def set_in(*keys_and_value):
 
 def widen_hidden_layer(document):
     """Claim the network was trained with 9 hidden units instead of 8."""
-    for pair in document["attributes"]["_architecture"]["__dict__"]:
+    for pair in document["attributes"]["architecture"]["__dict__"]:
         if pair[0] == "hidden_layer_sizes":
             pair[1] = {"__tuple__": [9]}
 
@@ -608,8 +609,56 @@ def test_an_edit_without_a_new_checksum_is_caught(saved):
 
 
 def test_newer_file_format_asks_for_an_upgrade(saved):
-    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "3"}))
-    with pytest.raises(ValueError, match=r"file format 3, newer .* upgrade skae"):
+    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "4"}))
+    with pytest.raises(ValueError, match=r"file format 4, newer .* upgrade skae"):
+        load(saved)
+
+
+def old_layout(document, *, keep_new=False):
+    """Store the fields under the names files of formats 1 and 2 used."""
+    attributes = document["attributes"]
+    for old, new in RENAMED_FIELDS.items():
+        if new in attributes:
+            attributes[old] = attributes[new] if keep_new else attributes.pop(new)
+
+
+def as_format(number):
+    return lambda metadata: metadata.update({"skae.format": str(number)})
+
+
+def test_format_2_file_of_the_old_layout_loads_bit_for_bit(data, tmp_path):
+    """Every renamed field, solver moments and set_output's included, loads."""
+    model = tiny().set_output(transform="pandas").fit(data).partial_fit(data)
+    path = tmp_path / "model.safetensors"
+    save(model, path)
+    rewrite(path, edit_document=old_layout, edit_metadata=as_format(2))
+    content = path.read_bytes()
+    assert all(old.encode() in content for old in RENAMED_FIELDS)
+    loaded = load(path)
+    assert_round_trip(loaded, model, data)
+    pd.testing.assert_frame_equal(
+        loaded.partial_fit(data).transform(data),
+        model.partial_fit(data).transform(data),
+        check_exact=True,
+    )
+
+
+def test_a_field_stored_under_both_names_is_refused(saved):
+    rewrite(
+        saved,
+        edit_document=functools.partial(old_layout, keep_new=True),
+        edit_metadata=as_format(2),
+    )
+    with pytest.raises(ValueError, match="under both their old and their new names"):
+        load(saved)
+
+
+def test_format_3_file_with_the_old_names_is_refused(saved):
+    """Only files of formats 1 and 2 are renamed: format 3 has one set of names."""
+    rewrite(saved, edit_document=old_layout)
+    with pytest.raises(
+        ValueError, match="the fitted attribute 'architecture' is missing"
+    ):
         load(saved)
 
 
@@ -782,6 +831,15 @@ def test_every_attribute_of_a_fitted_estimator_is_a_declared_field(name, data):
     attributes = set(vars(model)) - set(model.get_params(deep=False))
     assert attributes - set(cls._state_modules) <= declared
     assert set(cls._state_modules) <= attributes
+
+
+@pytest.mark.parametrize("name", sorted(LOADABLE_CLASSES))
+def test_every_field_has_a_public_name_on_disk(name):
+    """Files, pickles and skops files name no private attribute."""
+    names = [field.name for field in LOADABLE_CLASSES[name]._state_fields]
+    assert len(set(names)) == len(names)
+    assert not [name for name in names if name.startswith("_")]
+    assert not set(names) & set(RENAMED_FIELDS)
 
 
 def test_the_state_declaration_sits_below_the_estimator_classes():

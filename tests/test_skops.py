@@ -20,6 +20,7 @@ from skae import (
     AutoencoderTransformer,
     VariationalAutoencoder,
 )
+from skae._fitted_state import RENAMED_FIELDS
 
 sio = pytest.importorskip("skops.io")
 
@@ -140,7 +141,7 @@ def _attributes(schema):
     ("attribute", "value", "match"),
     [
         ("n_iter_", '"many"', "n_iter_"),
-        ("_n_features_out", "5", "do not fit the network"),
+        ("n_code_columns", "5", "do not fit the network"),
         ("scale_", "-1.0", "scale_"),
     ],
 )
@@ -158,6 +159,41 @@ def test_skops_file_with_an_edited_state_is_refused(X, attribute, value, match):
 
     with pytest.raises(ValueError, match=match):
         sio.loads(_edit_schema(data, edit), trusted=SKAE_TYPES)
+
+
+def test_skops_file_of_the_old_layout_loads_bit_for_bit(X):
+    """skops files of skae before file format 3 store the old names: they load."""
+    model = AutoencoderTransformer(n_components=2, max_iter=2, random_state=0)
+    model.set_output(transform="pandas")
+    model.fit(X).partial_fit(X)
+    data = sio.dumps(model)
+
+    def edit(schema):
+        attributes = _attributes(schema)
+        for old, new in RENAMED_FIELDS.items():
+            attributes[old] = attributes.pop(new)
+
+    old_data = _edit_schema(data, edit)
+    loaded = sio.loads(old_data, trusted=SKAE_TYPES)
+    assert_array_equal(
+        loaded.partial_fit(X).transform(X), model.partial_fit(X).transform(X)
+    )
+
+
+def test_pickle_state_of_the_old_layout_loads():
+    """The plain state renames as a file of format 2 does; both names are refused."""
+    model = AutoencoderTransformer(n_components=2, max_iter=2)
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    state = model.fit(X).__getstate__()
+    old = {
+        {new: old for old, new in RENAMED_FIELDS.items()}.get(key, key): value
+        for key, value in state.items()
+    }
+    restored = AutoencoderTransformer.__new__(AutoencoderTransformer)
+    restored.__setstate__(old)
+    assert_array_equal(restored.transform(X), model.transform(X))
+    with pytest.raises(ValueError, match="under both their old and their new names"):
+        restored.__setstate__({**state, "_architecture": state["architecture"]})
 
 
 def test_skops_file_with_edited_weights_is_refused(X):

@@ -5,11 +5,17 @@ Run from the repository root, once per file-format release::
     python tests/model_files/write_model_files.py
 
 Each estimator is fitted on a small fixed data set and saved with skae.save as
-``<class>-<skae version>.safetensors``, beside ``expected-<skae version>.npz``,
-which holds the data and the outputs the saved model gave: a later skae must
-load the file and give the same outputs, or refuse it with a clear message.
+``<class>-<label>.safetensors``, beside ``expected-<label>.npz``, which holds
+the data and the outputs the saved model gave: a later skae must load the file
+and give the same outputs, or refuse it with a clear message. The label is the
+skae version; files of a format that no release wrote are labelled by their
+format instead, by this script run with the skae of the last commit writing
+it::
+
+    python tests/model_files/write_model_files.py format2
 """
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -45,18 +51,18 @@ def outputs(name: str, estimator: object, X: np.ndarray) -> dict[str, np.ndarray
     return {"transform": codes, "inverse_transform": estimator.inverse_transform(codes)}
 
 
-def main() -> None:
+def main(label: str = skae.__version__) -> None:
     X = data()
     expected = {"X": X}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for name, estimator in estimators().items():
             estimator.fit(X)
-            skae.save(estimator, HERE / f"{name}-{skae.__version__}.safetensors")
+            skae.save(estimator, HERE / f"{name}-{label}.safetensors")
             for method, values in outputs(name, estimator, X).items():
                 expected[f"{name}.{method}"] = values
-    np.savez(HERE / f"expected-{skae.__version__}.npz", **expected)
+    np.savez(HERE / f"expected-{label}.npz", **expected)
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])
