@@ -195,7 +195,7 @@ def check_fitted_state(
     for name, value in derived.items():
         if name in stored and not _same(stored[name], value):
             raise ValueError(
-                f"its attribute {name} = {short_repr(stored[name])} does not "
+                f"its field {name} = {short_repr(stored[name])} does not "
                 f"match the network and parameters, which give {short_repr(value)}"
             )
     fields = {
@@ -218,7 +218,7 @@ def check_fitted_state(
         problem = field.rule(state[name], state, estimator)
         if problem:
             raise ValueError(
-                f"its attribute {name} = {short_repr(state[name])} {problem}"
+                f"its field {name} = {short_repr(state[name])} {problem}"
             )
 
 
