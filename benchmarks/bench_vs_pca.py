@@ -198,7 +198,8 @@ def code_sizes(fraction: float, overrides: dict) -> None:
     for name, X_train, X_test, _ in panel(mnist=False):
         if name not in ("digits", "fashion_mnist_6000"):
             continue
-        total = float(np.mean((X_test - X_train.mean(axis=0)) ** 2))
+        # Per row, summed over the features, as mse() measures.
+        total = float(np.sum((X_test - X_train.mean(axis=0)) ** 2) / len(X_test))
         pca = PCA(n_components=fraction).fit(X_train)
         model, seconds = fit_default(fraction, overrides, X_train)
         print(
