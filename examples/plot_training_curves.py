@@ -91,6 +91,6 @@ plt.show()
 # The gap between the two curves is the autoencoder learning its training
 # digits better than digits it has not seen. The validation error flattens
 # first; early stopping ends training there, and the best epoch's network goes
-# on over every row for a few epochs. The fitted model's error on the test set lies close to the
-# best validation error: the held-out tenth is a fair judge of digits the model
-# has never seen.
+# on over every row for a few epochs. The fitted model's error on the test set
+# lies close to the best validation error: the held-out tenth is a fair judge of
+# digits the model has never seen.
