@@ -217,9 +217,7 @@ def check_fitted_state(
             continue
         problem = field.rule(state[name], state, estimator)
         if problem:
-            raise ValueError(
-                f"its field {name} = {short_repr(state[name])} {problem}"
-            )
+            raise ValueError(f"its field {name} = {short_repr(state[name])} {problem}")
 
 
 def set_state(estimator: Any, stored: dict[str, Any], derived: dict[str, Any]) -> None:
