@@ -590,8 +590,8 @@ def test_epochs_default_to_the_estimators_auto_budget():
     assert parser.parse_args(["compare", "--epochs", "7"]).epochs == 7
 
 
-def test_loss_curves_draw_a_refit_shorter_than_its_judged_epochs(tmp_path):
-    """With held-out rows, loss_curve_ (the refit) can be shorter than the scores."""
+def test_loss_curves_draw_a_kept_model_shorter_than_its_judged_epochs(tmp_path):
+    """With held-out rows, the model kept can train fewer epochs than were scored."""
     from skae._plotting import plot_loss_curves
 
     curves = {2: ([3.0, 2.5, 2.0], [3.5, 3.0, 3.1, 3.2, 3.3]), 4: ([2.0, 1.0], None)}

@@ -332,8 +332,10 @@ def test_n_iter_no_change_sets_the_patience(cls):
 def test_early_stopping_holds_rows_out_and_scores_them(cls):
     assert fit(cls, early_stopping=False).validation_scores_ is None
     model = fit(cls, early_stopping=True)
-    # The refit on every row trains as many epochs as the best judged one.
-    assert model.n_iter_ <= len(model.validation_scores_) == 3
+    # Three judged epochs; the model kept trains up to the best of them, then
+    # the held-out share of those (one epoch) over every row.
+    assert len(model.validation_scores_) == 3
+    assert model.n_iter_ <= 3 + 1
     assert model.best_loss_ is None
 
 

@@ -171,7 +171,8 @@ def test_training_that_truly_wins_still_wins(tmp_path):
     ae = AutoencoderTransformer(n_components=1, random_state=0).fit(X_train)
     pca_error = mse(PCA(n_components=1).fit(X_train), X_test)
     assert mse(ae, X_test) < 0.7 * pca_error
-    # The refit trains the best epoch's length, fewer epochs than were judged;
+    # Cross-validated: the refit trains the best epoch's length, fewer epochs
+    # than were judged;
     # the model file holds both records and loads.
     assert ae.n_iter_ < len(ae.validation_scores_)
     assert len(ae.loss_curve_) == ae.n_iter_
@@ -184,7 +185,7 @@ def test_the_kept_model_has_learnt_from_every_row():
     """Held-out rows judge, then teach: a row unlike any other is learnt too.
 
     Half the rows are held out; one row points where no other does. A model
-    kept without a refit on all rows has never seen that row when it was
+    kept without training on all rows has never seen that row when it was
     held out, and reconstructs it as the mean. (A random start, so that the
     PCA start, refitted on all rows when it wins, does not learn it alone.)
     """
