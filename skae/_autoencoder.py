@@ -516,7 +516,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         )
 
     def _allows_overcomplete_code(self) -> bool:
-        # The sparsity penalty prices every code entry the decoder relies on.
+        # A code made sparse cannot simply copy X.
         return self.sparsity > 0 or super()._allows_overcomplete_code()
 
     def _reconstruction_judges(self) -> bool:

@@ -416,7 +416,9 @@ class BaseAutoencoder(
             raise ValueError(f"its architecture is invalid ({exc})") from None
         load_weights(network, weights)
         before = set(vars(self))
-        self._install_network(network, mean, scale, n_components, architecture)
+        self._install_network(
+            network, Standardization(mean, scale), n_components, architecture
+        )
         added = set(vars(self)) - before
         return named(type(self), {name: vars(self)[name] for name in added})
 
@@ -543,8 +545,7 @@ class BaseAutoencoder(
         )
         self._install_network(
             outcome.network,
-            plan.standardization.mean,
-            plan.standardization.scale,
+            plan.standardization,
             outcome.n_components,
             self._architecture_params(),
         )
@@ -591,19 +592,17 @@ class BaseAutoencoder(
     def _install_network(
         self,
         network: AutoencoderNet,
-        mean: np.ndarray,
-        scale: float,
+        standardization: Standardization,
         n_components: int,
         architecture: dict[str, Any],
     ) -> None:
         """Make a trained network (on CPU) the fitted model, wrapped for raw input."""
-        standardization = Standardization(mean, scale)
         # Loaded networks take the standardisation of mean_ and scale_ too.
         network.use_standardization(standardization)
         self._network = network.eval()
         self._architecture = copy.deepcopy(architecture)
         self._n_features_out = self.n_components_ = n_components
-        self.mean_, self.scale_ = mean, scale
+        self.mean_, self.scale_ = standardization.mean, standardization.scale
         self.encoder_ = network.fitted_encoder(standardization)
         self.decoder_ = network.fitted_decoder(standardization)
 

@@ -99,8 +99,7 @@ def torch_thread_budget() -> Iterator[int]:
 # once. Waking a team of threads costs more than it saves on steps this small,
 # and on a busy machine a team whose second thread shares a core waits on it
 # at every step: the default network runs on one thread on the digits and is
-# timed on MNIST. A fixed rule, not a
-# timing, so small fits stay bit-identical.
+# timed on MNIST. A fixed rule, not a timing, so small fits stay bit-identical.
 SMALL_STEP = 150_000_000
 # Multiply-adds of a training step, as multiples of its forward pass.
 TRAINING_STEP_FACTOR = 3

@@ -196,7 +196,9 @@ class EpochReport:
         best epoch on: those epochs count on from it.
 
     loss : float
-        Its training loss, as it is appended to ``loss_curve_``.
+        Its training loss, as ``loss_curve_`` records it (where a judged
+        network goes on over every row, it records the judged epochs up to
+        the best one only).
 
     validation_score : float or None
         Its score on the held-out rows, as it is appended to
@@ -282,9 +284,9 @@ def train(
     before), counted from ``first_epoch``. Otherwise train up to
     ``config.max_iter`` epochs and stop as MLPRegressor does: once the
     monitored loss has not improved for more than ``n_iter_no_change``
-    epochs. The monitored loss is the validation
-    error pooled over every run's held-out rows when they have some (each
-    run is one fold of a cross-validation), else the training loss. An
+    epochs. The monitored loss is the validation error pooled over every
+    run's held-out rows when they have some (each run is one fold of a
+    cross-validation), else the training loss. An
     improvement is a fall of more than ``tol`` (network units) or, with
     ``relative_tol``, of more than that share of the best loss so far.
 
