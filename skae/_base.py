@@ -76,6 +76,7 @@ from skae._sparse import canonical_csr, dense_rows, is_sparse, value_range
 from skae._standardization import Standardization
 from skae._threads import (
     choose_threads,
+    own_global_rng,
     torch_thread_budget,
 )
 from skae._training import (
@@ -410,7 +411,7 @@ class BaseAutoencoder(
             type(self)(**architecture)._validate_params()
             # Meta tensors draw nothing, but a network may use the CPU as it is
             # built: the caller's random state must not depend on loading.
-            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            with own_global_rng(), torch.device("meta"):
                 network = self._build_network(architecture, n_features, n_components)
         except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
             raise ValueError(f"its architecture is invalid ({exc})") from None

@@ -43,8 +43,8 @@ from skae._pca import pca_components_for, principal_axes, smallest_sufficient_co
 from skae._standardization import Standardization
 from skae._threads import (
     choose_threads,
-    global_rng_lock,
     is_small_step,
+    own_global_rng,
     torch_thread_budget,
 )
 from skae._training import (
@@ -159,9 +159,8 @@ def fit_planned(plan: FitPlan) -> FitOutcome:
     device = plan.device
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     with (
-        global_rng_lock,
+        own_global_rng(cuda_devices),
         torch_thread_budget() as max_threads,
-        torch.random.fork_rng(devices=cuda_devices),
     ):
         X = plan.standardization.network_rows(plan.X, device)
         fit_size = partial(fit_code_size, plan, X, max_threads)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from skae._checks import positive_ints
+from skae._threads import own_global_rng
 
 # Copies of each weight that training holds at once: the weights, their
 # gradients, two Adam moments, the best epoch's and the start's weights.
@@ -88,7 +89,7 @@ def _count(
         if isinstance(output, torch.Tensor):
             n_activations += output.numel()
 
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+    with own_global_rng(), torch.device("meta"):
         network = build(architecture, n_features, n_components)
         hooks = [
             module.register_forward_hook(count)

@@ -35,7 +35,20 @@ from torch import nn
 # draws weight initialisation, dropout and input noise from it. Fits in threads
 # of one process take turns with it, or they would draw from each other's
 # streams (and could not put the caller's state back); inference runs freely.
-global_rng_lock = threading.RLock()
+_global_rng_lock = threading.RLock()
+
+
+@contextmanager
+def own_global_rng(cuda_devices: Sequence[int] = ()) -> Iterator[None]:
+    """Hold torch's global generators for the block, and put their state back.
+
+    Any block that saves and restores them (``torch.random.fork_rng``) must
+    hold this too: restoring in one thread would rewind the stream another
+    thread's fit is drawing from.
+    """
+    with _global_rng_lock, torch.random.fork_rng(devices=list(cuda_devices)):
+        yield
+
 
 _lock = threading.Lock()
 # Thread identifier -> nesting depth, for threads inside ``torch_thread_budget``.

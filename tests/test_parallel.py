@@ -14,7 +14,7 @@ import torch
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 import skae._threads
-from skae import AutoencoderTransformer, fixed_threads
+from skae import AutoencoderTransformer, fixed_threads, load, save
 from skae._threads import thread_share, torch_thread_budget
 
 BACKENDS = ["loky", "threading"]
@@ -112,6 +112,34 @@ def test_fits_in_threads_are_reproducible(small_data, torch_threads):
     together = run_in_threads(len(params), fit)
     assert together == alone
     assert torch.equal(torch.random.get_rng_state(), rng_before)
+
+
+def test_loading_in_a_thread_leaves_a_concurrent_fit_alone(
+    small_data, tmp_path, torch_threads
+):
+    """Loading saves and restores torch's global RNG; a fit drawing from it
+    in another thread must not see it rewound."""
+    torch.set_num_threads(1)
+    params = {"dropout": 0.2, "max_iter": 30}
+    alone = tiny_autoencoder(**params).fit(small_data).loss_curve_
+    path = tmp_path / "model.safetensors"
+    save(tiny_autoencoder(max_iter=1).fit(small_data), path)
+    fitting = threading.Event()
+
+    def fit_or_load(index):
+        if index == 0:
+            fitting.set()
+            try:
+                return tiny_autoencoder(**params).fit(small_data).loss_curve_
+            finally:
+                fitting.clear()
+        fitting.wait(timeout=30)
+        while fitting.is_set():
+            load(path)
+        return None
+
+    together, _ = run_in_threads(2, fit_or_load)
+    assert together == alone
 
 
 def fit_and_report_threads(X):
