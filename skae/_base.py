@@ -76,7 +76,6 @@ from skae._sparse import canonical_csr, dense_rows, is_sparse, value_range
 from skae._standardization import Standardization
 from skae._threads import (
     choose_threads,
-    own_global_rng,
     torch_thread_budget,
 )
 from skae._training import (
@@ -409,9 +408,10 @@ class BaseAutoencoder(
             raise ValueError("its network architecture or input scaling is invalid")
         try:
             type(self)(**architecture)._validate_params()
-            # Meta tensors draw nothing, but a network may use the CPU as it is
-            # built: the caller's random state must not depend on loading.
-            with own_global_rng(), torch.device("meta"):
+            # Built on the meta device, the network draws nothing from torch's
+            # random generators: loading leaves them alone, and it takes no
+            # turn with fits in other threads.
+            with torch.device("meta"):
                 network = self._build_network(architecture, n_features, n_components)
         except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
             raise ValueError(f"its architecture is invalid ({exc})") from None

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from skae._checks import positive_ints
-from skae._threads import own_global_rng
 
 # Copies of each weight that training holds at once: the weights, their
 # gradients, two Adam moments, the best epoch's and the start's weights.
@@ -89,7 +88,8 @@ def _count(
         if isinstance(output, torch.Tensor):
             n_activations += output.numel()
 
-    with own_global_rng(), torch.device("meta"):
+    # The meta device draws nothing from torch's random generators.
+    with torch.device("meta"):
         network = build(architecture, n_features, n_components)
         hooks = [
             module.register_forward_hook(count)

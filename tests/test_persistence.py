@@ -200,9 +200,27 @@ def test_float64_default_dtype_changes_neither_loading_nor_training(
     assert_round_trip(load(tmp_path / "model.safetensors"), model, data)
 
 
-def test_load_leaves_global_torch_rng_alone(saved):
+RNG_CASES = {
+    "dense": {},
+    "dropout, batch norm, sigmoid": {
+        "dropout": 0.2,
+        "batch_norm": True,
+        "loss": "binary_crossentropy",
+    },
+    "convolutional": {"conv_channels": (2,), "image_shape": (1, 2, 5)},
+}
+
+
+@pytest.mark.parametrize("params", list(RNG_CASES.values()), ids=list(RNG_CASES))
+@pytest.mark.parametrize("name", ["AutoencoderTransformer", "VariationalAutoencoder"])
+def test_fit_and_load_leave_global_torch_rng_alone(name, params, tmp_path):
+    """Neither draws from the caller's stream: fits in other threads draw from it."""
+    X = np.random.default_rng(0).uniform(size=(40, 10))
     state = torch.random.get_rng_state()
-    load(saved)
+    model = small_instance(LOADABLE_CLASSES[name]).set_params(**params).fit(X)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    save(model, tmp_path / "model.safetensors")
+    load(tmp_path / "model.safetensors")
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
