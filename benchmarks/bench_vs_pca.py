@@ -34,6 +34,9 @@ noise when its ratio exceeds 1 by more than that.
 
 ``--set name=value`` overrides an estimator parameter (values are Python
 literals), to measure alternatives.
+``--repeat-train 3`` fits both methods on every training row three times and
+tests on the test rows once, as oversampling before the fit does: rows held
+out inside the fit then have copies among the rows it trains on.
 ``--variance 0.9`` measures instead the code size each method chooses for
 that share of variance, on the digits and Fashion-MNIST.
 """
@@ -228,6 +231,14 @@ def main() -> None:
         help="override an AutoencoderTransformer parameter",
     )
     parser.add_argument(
+        "--repeat-train",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit both methods on every training row repeated N times, the test "
+        "rows once (as oversampling before the fit makes them)",
+    )
+    parser.add_argument(
         "--variance",
         type=float,
         metavar="FRACTION",
@@ -243,6 +254,8 @@ def main() -> None:
         code_sizes(args.variance, overrides)
         return
     print(f"AutoencoderTransformer(n_components=k, random_state=0, **{overrides})")
+    if args.repeat_train > 1:
+        print(f"every training row {args.repeat_train} times")
     print()
     print(
         "| data | seed | n_train x n_features | k | PCA test MSE | AE test MSE "
@@ -254,13 +267,21 @@ def main() -> None:
         for name, folds, ks in small_panel(seed) if not args.no_small else ():
             for k in ks:
                 cases.append(
-                    compare(f"{name} (3-fold)", seed, folds, k, overrides, small=True)
+                    compare(
+                        f"{name} (3-fold)",
+                        seed,
+                        repeated(folds, args.repeat_train),
+                        k,
+                        overrides,
+                        small=True,
+                    )
                 )
         if args.small:
             continue
         for name, X_train, X_test, ks in panel(not args.no_mnist, seed):
             for k in ks:
-                cases.append(compare(name, seed, [(X_train, X_test)], k, overrides))
+                splits = repeated([(X_train, X_test)], args.repeat_train)
+                cases.append(compare(name, seed, splits, k, overrides))
     ratios = np.array([ratio for _, ratio, _ in cases])
     small = np.array([kind == "small" for kind, _, _ in cases])
     # float32 rounds a kept PCA start to within 1e-4 of PCA.
@@ -279,6 +300,11 @@ def main() -> None:
             f", worst {ratios[~small].max():.3f}, {(~small).sum()} cases"
         )
     print(f"cases above 1 by more than their noise: {len(beyond)} of {len(cases)}")
+
+
+def repeated(splits: list, n: int) -> list:
+    """Each split with its training rows repeated ``n`` times in a row."""
+    return [(np.repeat(X_train, n, axis=0), X_test) for X_train, X_test in splits]
 
 
 def compare(

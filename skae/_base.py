@@ -50,6 +50,7 @@ from skae._data import (
 )
 from skae._fitted_state import Field, named, stored_state
 from skae._fitting import FitOutcome, FitPlan, Fold, fit_planned
+from skae._folds import copy_groups, grouped_folds, grouped_holdout
 from skae._inference import finite_output, inference_module
 from skae._networks import (
     AutoencoderNet,
@@ -475,7 +476,7 @@ class BaseAutoencoder(
             if continuing
             else Standardization.of(X)
         )
-        folds = self._validation_folds(X.shape[0], rng, incremental)
+        folds = self._validation_folds(X, rng, incremental)
         n_train = X.shape[0] if folds is None else min(len(f.train_rows) for f in folds)
         device = resolve_device(self.device)
         precision = self.precision
@@ -650,7 +651,7 @@ class BaseAutoencoder(
         )
 
     def _validation_folds(
-        self, n_samples: int, rng: np.random.RandomState, incremental: bool
+        self, X: Any, rng: np.random.RandomState, incremental: bool
     ) -> list[Fold] | None:
         """Return the folds whose held-out rows judge training (None: no holdout).
 
@@ -658,21 +659,30 @@ class BaseAutoencoder(
         :data:`MIN_HOLDOUT_ROWS` or more (or when ``early_stopping=True``);
         under ``'auto'``, smaller data sets are judged by
         :data:`CV_FOLDS`-fold cross-validation instead, down to
-        :data:`MIN_CV_ROWS` rows, so that every row judges once.
+        :data:`MIN_CV_ROWS` rows, so that every row judges once. Copies of a
+        row stay on one side (:mod:`skae._folds`).
         """
         if incremental or not self.early_stopping:
             return None
+        n_samples = X.shape[0]
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
         if self.early_stopping == "auto":
             if n_samples < MIN_CV_ROWS or not self._reconstruction_judges():
                 return None
             if n_valid < MIN_HOLDOUT_ROWS:
-                order = torch.from_numpy(rng.permutation(n_samples))
-                parts = torch.tensor_split(order, CV_FOLDS)
+                order = rng.permutation(n_samples)
+                groups = copy_groups(X)
+                parts = (
+                    None if groups is None else grouped_folds(order, CV_FOLDS, groups)
+                )
+                if parts is None:
+                    parts = np.array_split(order, CV_FOLDS)
                 return [
                     Fold(
-                        torch.cat([p for j, p in enumerate(parts) if j != i]),
-                        part,
+                        torch.from_numpy(
+                            np.concatenate([p for j, p in enumerate(parts) if j != i])
+                        ),
+                        torch.from_numpy(part),
                     )
                     for i, part in enumerate(parts)
                 ]
@@ -682,8 +692,13 @@ class BaseAutoencoder(
                 f"validation_fraction={self.validation_fraction}; add data, change "
                 "validation_fraction or set early_stopping=False."
             )
-        order = torch.from_numpy(rng.permutation(n_samples))
-        return [Fold(order[n_valid:], order[:n_valid])]
+        order = rng.permutation(n_samples)
+        groups = copy_groups(X)
+        split = None if groups is None else grouped_holdout(order, n_valid, groups)
+        train_rows, valid_rows = (
+            (order[n_valid:], order[:n_valid]) if split is None else split
+        )
+        return [Fold(torch.from_numpy(train_rows), torch.from_numpy(valid_rows))]
 
     def _architecture_params(self) -> dict[str, Any]:
         params = self.get_params(deep=False)
