@@ -95,7 +95,9 @@ def grouped_folds(
 
     A group goes to the fold where its first row falls when the rows, each
     group's copies moved next to its first, are cut into ``n_folds`` equal
-    parts. Empty folds are dropped; None when fewer than two are left.
+    parts. Empty folds are dropped; None when fewer than two are left, or
+    when a fold holds more than half of the rows (the rest would train on
+    too few).
     """
     n_samples = order.size
     first_rows, sizes = _groups_in_order(order, groups)
@@ -106,7 +108,9 @@ def grouped_folds(
     row_fold = group_fold[rank[groups[order]]]
     folds = [order[row_fold == fold] for fold in range(n_folds)]
     folds = [fold for fold in folds if fold.size]
-    return folds if len(folds) >= 2 else None
+    if len(folds) < 2 or max(fold.size for fold in folds) > n_samples // 2:
+        return None
+    return folds
 
 
 def _groups_in_order(

@@ -119,7 +119,7 @@ def test_with_held_out_rows_r2_is_that_of_the_held_out_rows():
     # The split fit makes: a seed drawn first, then the rows held out.
     rng = np.random.RandomState(0)
     rng.randint(np.iinfo(np.int32).max)
-    (fold,) = model._validation_folds(len(X_DIGITS), rng, incremental=False)
+    (fold,) = model._validation_folds(X_DIGITS, rng, incremental=False)
     X_valid = X_DIGITS[fold.valid_rows.numpy()]
     total = np.mean((X_valid - model.mean_) ** 2)
     assert model.reconstruction_r2_ == pytest.approx(

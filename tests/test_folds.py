@@ -63,6 +63,9 @@ def test_rows_that_cannot_be_split_by_copies_fall_back():
     one_row_many_times = np.zeros(100, dtype=int)
     assert grouped_holdout(order, 10, one_row_many_times) is None
     assert grouped_folds(order, 5, one_row_many_times) is None
+    # Three quarters of the rows are one row: its fold would leave a quarter.
+    mostly_one_row = np.r_[np.zeros(75, dtype=int), np.arange(1, 26)]
+    assert grouped_folds(order, 5, mostly_one_row) is None
 
 
 @pytest.mark.parametrize("n_rows", [150, 569])
