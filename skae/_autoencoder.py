@@ -170,6 +170,8 @@ class AutoencoderTransformer(BaseAutoencoder):
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping=True``.
+        Copies of a row are held out together, so the share is approximate
+        when rows repeat.
 
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` tolerated before stopping.
