@@ -5,8 +5,8 @@ Held-out rows stand for rows the model has not seen. A row whose exact copy
 is among the training rows does not: a network that memorises it looks
 better than it is, and PCA, which cannot memorise, looks worse. Training
 rows repeated where test rows are not (oversampling before the fit) made
-the default fit up to 1.5 x PCA's test error that way. So every copy of a
-row goes to the same side of a holdout, and into the same fold.
+the default fit worse than PCA that way (docs/pca_start.rst). So every copy
+of a row goes to the same side of a holdout, and into the same fold.
 
 Nothing here knows about scikit-learn or torch networks.
 """
