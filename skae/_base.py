@@ -666,27 +666,12 @@ class BaseAutoencoder(
             return None
         n_samples = X.shape[0]
         n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        cross_validate = False
         if self.early_stopping == "auto":
             if n_samples < MIN_CV_ROWS or not self._reconstruction_judges():
                 return None
-            if n_valid < MIN_HOLDOUT_ROWS:
-                order = rng.permutation(n_samples)
-                groups = copy_groups(X)
-                parts = (
-                    None if groups is None else grouped_folds(order, CV_FOLDS, groups)
-                )
-                if parts is None:
-                    parts = np.array_split(order, CV_FOLDS)
-                return [
-                    Fold(
-                        torch.from_numpy(
-                            np.concatenate([p for j, p in enumerate(parts) if j != i])
-                        ),
-                        torch.from_numpy(part),
-                    )
-                    for i, part in enumerate(parts)
-                ]
-        if n_valid < 1 or n_samples - n_valid < 1:
+            cross_validate = n_valid < MIN_HOLDOUT_ROWS
+        if not cross_validate and (n_valid < 1 or n_samples - n_valid < 1):
             raise ValueError(
                 f"early_stopping=True cannot split n_samples={n_samples} with "
                 f"validation_fraction={self.validation_fraction}; add data, change "
@@ -694,11 +679,19 @@ class BaseAutoencoder(
             )
         order = rng.permutation(n_samples)
         groups = copy_groups(X)
-        split = None if groups is None else grouped_holdout(order, n_valid, groups)
-        train_rows, valid_rows = (
-            (order[n_valid:], order[:n_valid]) if split is None else split
-        )
-        return [Fold(torch.from_numpy(train_rows), torch.from_numpy(valid_rows))]
+        if not cross_validate:
+            split = groups is not None and grouped_holdout(order, n_valid, groups)
+            train_rows, valid_rows = split or (order[n_valid:], order[:n_valid])
+            return [Fold(torch.from_numpy(train_rows), torch.from_numpy(valid_rows))]
+        parts = groups is not None and grouped_folds(order, CV_FOLDS, groups)
+        parts = parts or np.array_split(order, CV_FOLDS)
+        return [
+            Fold(
+                torch.from_numpy(np.concatenate(parts[:i] + parts[i + 1 :])),
+                torch.from_numpy(part),
+            )
+            for i, part in enumerate(parts)
+        ]
 
     def _architecture_params(self) -> dict[str, Any]:
         params = self.get_params(deep=False)

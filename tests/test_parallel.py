@@ -117,8 +117,7 @@ def test_fits_in_threads_are_reproducible(small_data, torch_threads):
 def test_loading_in_a_thread_leaves_a_concurrent_fit_alone(
     small_data, tmp_path, torch_threads
 ):
-    """Loading saves and restores torch's global RNG; a fit drawing from it
-    in another thread must not see it rewound."""
+    """A load in another thread leaves the RNG stream a fit draws from alone."""
     torch.set_num_threads(1)
     params = {"dropout": 0.2, "max_iter": 30}
     alone = tiny_autoencoder(**params).fit(small_data).loss_curve_
