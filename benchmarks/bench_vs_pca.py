@@ -308,9 +308,18 @@ def repeated(splits: list, n: int) -> list:
 
 
 def compare(
-    name: str, seed: int, splits: list, k: int, overrides: dict, small: bool = False
-) -> tuple[str, float, float]:
-    """Fit both methods on every split; print a row; return (kind, ratio, noise)."""
+    name: str,
+    seed: int,
+    splits: list,
+    k: int,
+    overrides: dict,
+    small: bool = False,
+    errors: bool = False,
+) -> tuple:
+    """Fit both methods on every split; print a row; return (kind, ratio, noise).
+
+    With ``errors``, also both test MSEs: (kind, ratio, noise, PCA's, AE's).
+    """
     pca_rows, ae_rows, pca_ms, ae_seconds, epochs = [], [], 0.0, 0.0, []
     for X_train, X_test in splits:
         start = time.perf_counter()
@@ -333,7 +342,10 @@ def compare(
         f"| {pca_ms:.0f} | {ae_seconds:.1f} | {'/'.join(map(str, epochs))} |",
         flush=True,
     )
-    return ("small" if small else "panel"), float(ratio), float(noise)
+    kind = "small" if small else "panel"
+    if errors:
+        return kind, float(ratio), float(noise), float(pca_error), float(ae_error)
+    return kind, float(ratio), float(noise)
 
 
 if __name__ == "__main__":

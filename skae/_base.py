@@ -658,8 +658,9 @@ class BaseAutoencoder(
         A holdout of ``validation_fraction`` of the rows when it makes
         :data:`MIN_HOLDOUT_ROWS` or more (or when ``early_stopping=True``);
         under ``'auto'``, smaller data sets are judged by
-        :data:`CV_FOLDS`-fold cross-validation instead, down to
-        :data:`MIN_CV_ROWS` rows, so that every row judges once. Copies of a
+        :data:`CV_FOLDS`-fold cross-validation instead (leave-one-out below
+        that many rows), down to :data:`MIN_CV_ROWS` rows, so that every row
+        judges once. Copies of a
         row stay on one side (:mod:`skae._folds`).
         """
         if incremental or not self.early_stopping:
@@ -683,8 +684,9 @@ class BaseAutoencoder(
             split = groups is not None and grouped_holdout(order, n_valid, groups)
             train_rows, valid_rows = split or (order[n_valid:], order[:n_valid])
             return [Fold(torch.from_numpy(train_rows), torch.from_numpy(valid_rows))]
-        parts = groups is not None and grouped_folds(order, CV_FOLDS, groups)
-        parts = parts or np.array_split(order, CV_FOLDS)
+        n_folds = min(CV_FOLDS, n_samples)
+        parts = groups is not None and grouped_folds(order, n_folds, groups)
+        parts = parts or np.array_split(order, n_folds)
         return [
             Fold(
                 torch.from_numpy(np.concatenate(parts[:i] + parts[i + 1 :])),

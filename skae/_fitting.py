@@ -62,6 +62,9 @@ from skae._training import (
 # LARGE_ADVANTAGE of the start's error (docs/pca_start.rst).
 NOISE_STANDARD_ERRORS = 3.0
 LARGE_ADVANTAGE, LARGE_ADVANTAGE_STANDARD_ERRORS = 0.5, 2.0
+# Fewer held-out rows than this never replace the start: their standard error
+# says too little (a table of fewer rows keeps PCA; docs/pca_start.rst).
+MIN_JUDGED_ROWS = 10
 # A held-out network that wins goes on over every row at this share of the
 # learning rate (docs/pca_start.rst).
 CONTINUATION_RATE = 0.1
@@ -309,13 +312,14 @@ def trained_beats_start(
     replace it. A fall of at least :data:`LARGE_ADVANTAGE` of the start's
     error needs :data:`LARGE_ADVANTAGE_STANDARD_ERRORS`: when training
     removes most of the error of a few badly reconstructed rows, those rows
-    inflate the standard error as much as the mean.
+    inflate the standard error as much as the mean. Fewer than
+    :data:`MIN_JUDGED_ROWS` rows never let training win.
     """
     start_errors = start_errors.double().cpu()
     falls = start_errors - trained_errors.double().cpu()
+    if falls.numel() < MIN_JUDGED_ROWS:
+        return False
     mean = float(falls.mean())
-    if falls.numel() < 2:
-        return mean > 0
     standard_error = float(falls.std()) / falls.numel() ** 0.5
     large = mean >= LARGE_ADVANTAGE * float(start_errors.mean())
     needed = LARGE_ADVANTAGE_STANDARD_ERRORS if large else NOISE_STANDARD_ERRORS

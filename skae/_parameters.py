@@ -33,8 +33,9 @@ AUTO_BATCH_SIZE = 256
 # (docs/pca_start.rst) ...
 MIN_HOLDOUT_ROWS = 100
 CV_FOLDS = 5
-# ... down to this many rows; fewer train without held-out rows.
-MIN_CV_ROWS = 10
+# ... (one fold per row below CV_FOLDS rows) down to this many rows: a single
+# row trains without held-out rows.
+MIN_CV_ROWS = 2
 # tol='auto': an epoch improves on the best when it lowers the monitored loss
 # by more than this share of it, whatever the units of the data.
 AUTO_RELATIVE_TOL = 1e-4

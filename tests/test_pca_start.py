@@ -131,6 +131,9 @@ def test_an_advantage_within_the_noise_keeps_the_start():
     assert not trained_beats_start(start, trained)
     assert trained_beats_start(start, start - 0.05)
     assert not trained_beats_start(start, start)
+    # Nine rows say too little, however clear their advantage.
+    assert trained_beats_start(start[:10], start[:10] - 0.05)
+    assert not trained_beats_start(start[:9], start[:9] - 0.05)
 
 
 def test_a_large_advantage_on_a_few_rows_needs_two_standard_errors():
@@ -159,6 +162,31 @@ def test_small_table_where_training_overfits_keeps_pca():
     )
     # Judged by cross-validation: every row was held out once.
     assert ae.validation_scores_ is not None
+
+
+@pytest.mark.parametrize("n_samples", [2, 3, 9])
+def test_a_table_of_fewer_than_ten_rows_is_judged_too(n_samples):
+    """Every row judges once, down to two: nine rows do not train unchecked.
+
+    Trained on nine rows, the network reconstructed new rows 1.1 to 4 times
+    worse than PCA; judged on held-out rows, it keeps PCA.
+    """
+    X = StandardScaler().fit_transform(load_breast_cancer().data[:n_samples])
+    ae = AutoencoderTransformer(n_components=1, random_state=0).fit(X)
+    assert len(ae.validation_scores_) == ae.n_iter_ > 0
+    X_new = StandardScaler().fit_transform(load_breast_cancer().data[100:200])
+    pca = PCA(n_components=1).fit(X)
+    np.testing.assert_allclose(
+        ae.inverse_transform(ae.transform(X_new)),
+        pca.inverse_transform(pca.transform(X_new)),
+        atol=1e-4,
+    )
+
+
+def test_a_single_row_trains_without_rows_to_judge():
+    ae = AutoencoderTransformer(n_components=1, max_iter=3, random_state=0)
+    ae.fit(load_breast_cancer().data[:1])
+    assert ae.validation_scores_ is None and ae.n_iter_ == 3
 
 
 def test_training_that_truly_wins_still_wins(tmp_path):
@@ -256,11 +284,15 @@ def test_auto_early_stopping_judges_by_holdout_or_cross_validation(digits_split)
     )
     # Too few rows for a holdout: five folds judge, every row held out once.
     assert len(small.validation_scores_) == 3
+    # Four rows: one fold per row.
     tiny = AutoencoderTransformer(n_components=2, max_iter=3, random_state=0).fit(
-        X_train[:9]
+        X_train[:4]
     )
-    assert tiny.validation_scores_ is None
-    assert tiny.best_loss_ == min(tiny.loss_curve_)
+    assert len(tiny.validation_scores_) == 3
+    single = AutoencoderTransformer(n_components=1, max_iter=3, random_state=0)
+    single.fit(X_train[:1])
+    assert single.validation_scores_ is None
+    assert single.best_loss_ == min(single.loss_curve_)
 
 
 def test_fraction_picks_the_smallest_sufficient_code(digits_split):
