@@ -660,8 +660,7 @@ class BaseAutoencoder(
         under ``'auto'``, smaller data sets are judged by
         :data:`CV_FOLDS`-fold cross-validation instead (leave-one-out below
         that many rows), down to :data:`MIN_CV_ROWS` rows, so that every row
-        judges once. Copies of a
-        row stay on one side (:mod:`skae._folds`).
+        judges once. Copies of a row stay on one side (:mod:`skae._folds`).
         """
         if incremental or not self.early_stopping:
             return None
