@@ -152,11 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-components",
         nargs="+",
         type=_positive_int,
-        default=list(DEFAULT_N_COMPONENTS),
         metavar="K",
         help="code sizes to compare (default: "
         + " ".join(str(k) for k in DEFAULT_N_COMPONENTS)
-        + ")",
+        + ", those the data allow)",
     )
     compare.add_argument(
         "--epochs",
@@ -239,6 +238,10 @@ def run_compare(args: argparse.Namespace) -> int:
             f"{MIN_TRAIN_SAMPLES} (one for its validation split); use more "
             "samples (--n-samples) or a smaller --test-size."
         )
+    if args.n_components is None:
+        # The defaults a small table can take; sizes it asks for are checked.
+        limit = min(n_train, n_features)
+        args.n_components = [k for k in DEFAULT_N_COMPONENTS if k <= limit] or [limit]
     check_n_components(args.n_components, (n_train, n_features))
     _prepare_output(args.output, ["table"] if args.no_plots else list(FILES))
     print(_describe(data, args))

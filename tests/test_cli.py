@@ -30,6 +30,17 @@ def run(capsys, *args):
     return status, out, err
 
 
+def test_default_code_sizes_are_those_a_small_table_allows(capsys, tmp_path):
+    rng = np.random.RandomState(0)
+    pd.DataFrame(rng.normal(size=(12, 13))).to_csv(tmp_path / "t.csv", index=False)
+    args = ["--data", str(tmp_path / "t.csv"), "--no-plots", "--variance", "off"]
+    status, out, _ = run(capsys, *args, "--output", str(tmp_path / "out"))
+    # 9 training rows: k = 16 and 32 cannot be fitted, 2, 4 and 8 are.
+    assert status == 0 and "k = 2 4 8;" in out
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    assert sorted(set(table["n_components"])) == [2, 4, 8]
+
+
 def written(folder):
     return sorted(path.name for path in folder.iterdir())
 
