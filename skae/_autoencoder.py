@@ -161,11 +161,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         and no ``noise`` or ``sparsity``, it is the PCA start (fitted on all
         rows) unless training beat the start on the held-out rows by more than
         the noise of that comparison. 'auto' holds out rows when at least 100
-        would be held out (1,000 samples at the default fraction); from 2 to
+        would be held out (1,000 samples at the default fraction); from 3 to
         999 samples, 5-fold cross-validation judges instead (one fold per
         sample below 5), every row held out once, and fewer than 10 held-out
         rows never let training replace the PCA start; it holds out nothing
-        from a single sample or when ``sparsity`` is set, as reconstruction
+        from one or two samples or when ``sparsity`` is set, as reconstruction
         alone would choose the least sparse epoch. ``partial_fit`` never holds
         rows out (:ref:`pca_start`).
 

@@ -33,9 +33,10 @@ AUTO_BATCH_SIZE = 256
 # (docs/pca_start.rst) ...
 MIN_HOLDOUT_ROWS = 100
 CV_FOLDS = 5
-# ... (one fold per row below CV_FOLDS rows) down to this many rows: a single
-# row trains without held-out rows.
-MIN_CV_ROWS = 2
+# ... (one fold per row below CV_FOLDS rows) down to this many rows, where
+# every fold still trains on two (batch_norm needs them); one or two rows
+# train without held-out rows.
+MIN_CV_ROWS = 3
 # tol='auto': an epoch improves on the best when it lowers the monitored loss
 # by more than this share of it, whatever the units of the data.
 AUTO_RELATIVE_TOL = 1e-4
