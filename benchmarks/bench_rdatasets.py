@@ -30,9 +30,7 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
-from bench_vs_pca import MIN_COLUMNS, SMALL_FOLDS, compare
-from sklearn.model_selection import KFold
-from sklearn.preprocessing import StandardScaler
+from bench_vs_pca import MIN_COLUMNS, compare, standardised_folds
 
 # PCA's test MSE (standardised units) below which a table has rank <= k.
 EXACT = 1e-9
@@ -73,13 +71,8 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     cases, exact = [], []
     for name, X in tables(*args.rows):
-        folds = []
-        split = KFold(SMALL_FOLDS, shuffle=True, random_state=args.seed).split(X)
-        for train, test in split:
-            scaler = StandardScaler().fit(X[train])
-            folds.append((scaler.transform(X[train]), scaler.transform(X[test])))
-        largest = min(X.shape[1], min(len(train) for train, _ in folds)) - 1
-        for k in sorted({2, min(X.shape[1] // 2, largest), largest}):
+        folds, ks = standardised_folds(X, args.seed)
+        for k in ks:
             _, ratio, noise, pca_error, ae_error = compare(
                 name, args.seed, folds, k, {}, small=True, errors=True
             )

@@ -127,12 +127,20 @@ def statsmodels_tables(
 def small_panel(seed: int) -> Iterator[tuple[str, list, list[int]]]:
     """Yield (name, [(X_train, X_test), ...] over 3 folds, ks) per small table."""
     for name, X in small_tables():
-        folds = []
-        for train, test in KFold(SMALL_FOLDS, shuffle=True, random_state=seed).split(X):
-            scaler = StandardScaler().fit(X[train])
-            folds.append((scaler.transform(X[train]), scaler.transform(X[test])))
-        largest = min(X.shape[1], min(len(train) for train, _ in folds)) - 1
-        yield name, folds, sorted({2, min(X.shape[1] // 2, largest), largest})
+        yield name, *standardised_folds(X, seed)
+
+
+def standardised_folds(X: np.ndarray, seed: int) -> tuple[list, list[int]]:
+    """Return X's 3 folds, each standardised by its training part, and the ks.
+
+    k = 2, half the columns and all but one, at most the training rows less one.
+    """
+    folds = []
+    for train, test in KFold(SMALL_FOLDS, shuffle=True, random_state=seed).split(X):
+        scaler = StandardScaler().fit(X[train])
+        folds.append((scaler.transform(X[train]), scaler.transform(X[test])))
+    largest = min(X.shape[1], min(len(train) for train, _ in folds)) - 1
+    return folds, sorted({2, min(X.shape[1] // 2, largest), largest})
 
 
 def panel(

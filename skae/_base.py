@@ -658,9 +658,10 @@ class BaseAutoencoder(
         A holdout of ``validation_fraction`` of the rows when it makes
         :data:`MIN_HOLDOUT_ROWS` or more (or when ``early_stopping=True``);
         under ``'auto'``, smaller data sets are judged by
-        :data:`CV_FOLDS`-fold cross-validation instead (leave-one-out below
-        that many rows), down to :data:`MIN_CV_ROWS` rows, so that every row
-        judges once. Copies of a row stay on one side (:mod:`skae._folds`).
+        :data:`CV_FOLDS`-fold cross-validation instead (one fold per row
+        below :data:`CV_FOLDS` rows), down to :data:`MIN_CV_ROWS` rows, so
+        that every row judges once. Copies of a row stay on one side
+        (:mod:`skae._folds`).
         """
         if incremental or not self.early_stopping:
             return None
