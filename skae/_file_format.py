@@ -31,9 +31,10 @@ from skae._model_file import (
 # Format 2 puts the JSON document under the checksum too; format 1 files,
 # whose checksum covers the tensors only, still load. Format 3 stores fields
 # under public-facing names; those of formats 1 and 2 are renamed as they
-# load (skae._fitted_state.RENAMED_FIELDS).
-FORMAT_VERSION = 3
-_FORMATS_READ = (1, 2, 3)
+# load (skae._fitted_state.RENAMED_FIELDS). Format 4 adds the residuals'
+# input ranges; earlier files load with unbounded ones.
+FORMAT_VERSION = 4
+_FORMATS_READ = (1, 2, 3, 4)
 FIRST_PUBLIC_NAMES_FORMAT = 3
 # Metadata keys of the safetensors file: a plain format number, the JSON,
 # then the checksum of both and of every tensor.

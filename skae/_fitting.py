@@ -17,7 +17,8 @@ The estimator decides everything from X and its parameters first
    cross-validation, a refit on all rows for the best epoch's number of
    epochs;
 3. measure what the kept codes keep and order their columns
-   (:func:`summarise_codes`).
+   (:func:`summarise_codes`), then bound the residuals' inputs to the range
+   the training rows give them (:func:`~skae._networks.fit_input_ranges`).
 
 It knows nothing of sklearn; the estimator hands it the callable that
 builds its variant's network.
@@ -37,7 +38,13 @@ import torch
 from torch import nn
 
 from skae._data import BFLOAT16_SPEEDUP, Rows, mean_square, take_rows
-from skae._networks import AutoencoderNet, LossTerms, start_from_pca
+from skae._networks import (
+    AutoencoderNet,
+    LossTerms,
+    fit_input_ranges,
+    linear_paths,
+    start_from_pca,
+)
 from skae._ordering import code_importances, importance_rows, order_code_columns
 from skae._pca import pca_components_for, principal_axes, smallest_sufficient_code
 from skae._standardization import Standardization
@@ -188,6 +195,7 @@ def fit_planned(plan: FitPlan) -> FitOutcome:
             summary = summarise_codes(
                 fitted, X, None if fitted.kept_valid_error is None else r2_of(fitted)
             )
+            fit_input_ranges(fitted.network, X)
     return FitOutcome(n_components, fitted.network.cpu(), fitted, summary)
 
 
@@ -228,7 +236,12 @@ def build_start(
     judge the start as fairly as they judge the epochs.
     """
     if plan.previous_network is not None:
-        return copy.deepcopy(plan.previous_network).to(plan.device)
+        network = copy.deepcopy(plan.previous_network)
+        # Training moves the codes: the ranges are fitted again after a fit,
+        # and partial_fit, which never ends, leaves none.
+        for path in linear_paths(network):
+            path.input_range.unbound()
+        return network.to(plan.device)
     network = plan.build_network(n_components)
     network.use_standardization(plan.standardization)
     if plan.starts_from_pca:

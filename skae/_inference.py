@@ -82,6 +82,10 @@ def _folded(module: nn.Module) -> nn.Module | None:
     if type(first) is Standardize and _end_linear_layers(last, 0):
         network = copy.deepcopy(last).double()
         first.fold_into(_end_linear_layers(network, 0))
+        # The residual's clipping of its standardised input, in input units.
+        path = _input_path(network)
+        if path is not None:
+            path.input_range.to_input_units(first.mean.double(), first.scale.double())
         return network
     if type(last) is Unstandardize and _end_linear_layers(first, -1):
         network = copy.deepcopy(first).double()
@@ -104,6 +108,13 @@ def _end_linear_layers(module: nn.Module, end: int) -> list[nn.Linear]:
     if isinstance(module, nn.Sequential) and len(module) > 0:
         return _end_linear_layers(module[end], end)
     return []
+
+
+def _input_path(module: nn.Module) -> LinearWithResidual | None:
+    """Return the linear path with a residual that reads the module's input, if any."""
+    while isinstance(module, nn.Sequential) and len(module) > 0:
+        module = module[0]
+    return module if isinstance(module, LinearWithResidual) else None
 
 
 def finite_output(output: np.ndarray, dtype: np.dtype, module: nn.Module) -> np.ndarray:

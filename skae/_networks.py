@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skae._data import INFERENCE_BATCH_SIZE, Rows, batch_bounds
 from skae._standardization import Standardization
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -28,6 +29,11 @@ NOISES = ("gaussian", "mask")
 # Reconstruction losses: the squared error of any decoder's output, or the
 # binary cross-entropy of a SigmoidDecoder's probabilities.
 LOSSES = ("squared_error", "binary_crossentropy")
+# How far beyond the training rows' range, as a share of its width, a
+# residual's input goes unclipped (docs/pca_start.rst).
+RANGE_MARGIN = 0.25
+# The bound of an unbounded range: finite, so that every weight stays finite.
+UNBOUNDED = torch.finfo(torch.float32).max
 
 
 @dataclass(frozen=True)
@@ -227,22 +233,98 @@ class VariationalNet(AutoencoderNet):
         )
 
 
+class InputRange(nn.Module):
+    """Clip each input column to ``[low, high]``; unbounded until fitted.
+
+    A fitted network's non-linear corrections see their inputs clipped to a
+    little beyond the range the training rows span (:func:`fit_input_ranges`),
+    so that a row far outside it gets the linear map's extrapolation, as PCA
+    would, plus a correction the training rows bound, not one extrapolated
+    without limit by the activations (docs/pca_start.rst).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("low", torch.full((width,), -UNBOUNDED))
+        self.register_buffer("high", torch.full((width,), UNBOUNDED))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip ``x`` column by column."""
+        # maximum and minimum, not clamp: ONNX's Clip takes scalar bounds only.
+        return torch.minimum(torch.maximum(x, self.low), self.high)
+
+    @torch.no_grad()
+    def set_range(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Clip to ``[low, high]`` widened by :data:`RANGE_MARGIN` of its width."""
+        margin = RANGE_MARGIN * (high - low)
+        self.low.copy_(low - margin)
+        self.high.copy_(high + margin)
+
+    @torch.no_grad()
+    def unbound(self) -> None:
+        """Clip nothing."""
+        self.low.fill_(-UNBOUNDED)
+        self.high.fill_(UNBOUNDED)
+
+    @torch.no_grad()
+    def to_input_units(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        """Move the bounds, in place, to the units before ``(x - mean) / scale``."""
+        # scale > 0 keeps the bounds in order; unbounded ones stay unbounded.
+        for bound in (self.low, self.high):
+            bound.copy_((bound * scale + mean).clamp(-UNBOUNDED, UNBOUNDED))
+
+
 class LinearWithResidual(nn.Module):
     """A linear map plus a non-linear correction: ``linear(x) + residual(x)``.
 
     With the linear map set to PCA's and the residual's last layer at zero,
     the network starts as PCA exactly (see :func:`start_from_pca`), and
-    training can only add what a linear map cannot express.
+    training can only add what a linear map cannot express. The residual
+    reads its input through an :class:`InputRange`, unbounded until fitted.
     """
 
     def __init__(self, linear: nn.Linear, residual: nn.Module) -> None:
         super().__init__()
         self.linear = linear
+        self.input_range = InputRange(linear.in_features)
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the linear map and add the residual."""
-        return self.linear(x) + self.residual(x)
+        """Apply the linear map and add the residual of the clipped input."""
+        return self.linear(x) + self.residual(self.input_range(x))
+
+
+def linear_paths(network: nn.Module) -> list[LinearWithResidual]:
+    """Return the network's linear paths with residuals, in forward order."""
+    return [m for m in network.modules() if type(m) is LinearWithResidual]
+
+
+@torch.no_grad()
+def fit_input_ranges(network: AutoencoderNet, X: Rows) -> None:
+    """Bound each residual's input to the range the rows of X give it.
+
+    X is the training rows, standardised: in one pass in evaluation mode,
+    the encoder's residual sees X, the decoder's the codes of X. Ranges fitted
+    before are dropped first.
+    """
+    paths = linear_paths(network)
+    if len(paths) != 2:
+        return
+    for path in paths:
+        path.input_range.unbound()
+    network.eval()
+    lows: list[torch.Tensor | None] = [None, None]
+    highs: list[torch.Tensor | None] = [None, None]
+    for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE):
+        rows = X[start:stop]
+        for index, inputs in enumerate((rows, network.code_path()(rows))):
+            low, high = inputs.amin(dim=0), inputs.amax(dim=0)
+            if lows[index] is not None:
+                low = torch.minimum(low, lows[index])
+                high = torch.maximum(high, highs[index])
+            lows[index], highs[index] = low, high
+    for path, low, high in zip(paths, lows, highs, strict=True):
+        path.input_range.set_range(low, high)
 
 
 # Layers whose weights with_linear_path zeroes, the last of each network.
@@ -332,6 +414,8 @@ def load_weights(network: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     assigned, not copied. Raises ValueError saying what does not fit.
     """
     expected = network.state_dict()
+    range_modules = [n for n, m in network.named_modules() if type(m) is InputRange]
+    weights = {**_unbounded_ranges(expected, range_modules, weights), **weights}
     if sorted(expected) != sorted(weights):
         raise ValueError(
             f"its weights {sorted(weights)!r:.200} do not fit the network its "
@@ -347,12 +431,35 @@ def load_weights(network: nn.Module, weights: dict[str, torch.Tensor]) -> None:
             )
         if weights[key].is_floating_point() and not all_finite(weights[key]):
             raise ValueError(f"its weight {key!r} holds NaN or inf")
+    for name in range_modules:
+        _check_range(name, weights[f"{name}.low"], weights[f"{name}.high"])
     network.load_state_dict(weights, strict=True, assign=True)
     if any(tensor.is_meta for tensor in [*network.parameters(), *network.buffers()]):
         raise ValueError("the network it describes has tensors the file lacks")
     for name, module in network.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             _check_running_statistics(name, module)
+
+
+def _unbounded_ranges(
+    expected: dict[str, torch.Tensor],
+    range_modules: list[str],
+    weights: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Unbounded input ranges where weights give none (files of format 3 and before)."""
+    missing = {}
+    for name in range_modules:
+        if f"{name}.low" not in weights and f"{name}.high" not in weights:
+            width = expected[f"{name}.low"].shape[0]
+            missing[f"{name}.low"] = torch.full((width,), -UNBOUNDED)
+            missing[f"{name}.high"] = torch.full((width,), UNBOUNDED)
+    return missing
+
+
+def _check_range(name: str, low: torch.Tensor, high: torch.Tensor) -> None:
+    """Refuse crossed bounds, which fitting cannot produce."""
+    if bool((low > high).any()):
+        raise ValueError(f"its input range {name!r} has a low bound above its high one")
 
 
 def _check_running_statistics(name: str, norm: nn.modules.batchnorm._BatchNorm) -> None:

@@ -378,7 +378,7 @@ def _old_layout(metadata, document, rng):
 
     Some fields keep their new name too, so that both names are stored.
     """
-    metadata["skae.format"] = rng.choice(["1", "2", "2", "3"])
+    metadata["skae.format"] = rng.choice(["1", "2", "3", "4", "4"])
     for _, node in _nodes(document):
         attributes = node.get("attributes") if isinstance(node, dict) else None
         if not isinstance(attributes, dict):

@@ -76,9 +76,8 @@ def linear_widths(part):
 
 
 def weights(model):
-    return torch.cat(
-        [value.flatten() for value in model._network.state_dict().values()]
-    )
+    """The trained parameters, without buffers such as the residuals' input ranges."""
+    return torch.cat([value.flatten() for value in model._network.parameters()])
 
 
 def adam_steps(model):

@@ -627,8 +627,8 @@ def test_an_edit_without_a_new_checksum_is_caught(saved):
 
 
 def test_newer_file_format_asks_for_an_upgrade(saved):
-    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "4"}))
-    with pytest.raises(ValueError, match=r"file format 4, newer .* upgrade skae"):
+    rewrite(saved, edit_metadata=lambda metadata: metadata.update({"skae.format": "5"}))
+    with pytest.raises(ValueError, match=r"file format 5, newer .* upgrade skae"):
         load(saved)
 
 
