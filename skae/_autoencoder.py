@@ -77,6 +77,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         its own initialisation, and so does a network that cannot compute
         PCA's reconstruction: one with a ``code_activation`` other than
         'identity', or the sigmoid output of ``loss='binary_crossentropy'``.
+        Once fitted, the non-linear networks read their inputs clipped to a
+        quarter beyond the range the training rows give them, so that rows
+        far outside it are extrapolated linearly, as by PCA; ``partial_fit``
+        leaves them unclipped.
         'random': the plain encoder and decoder with PyTorch's random
         initialisation.
 

@@ -249,9 +249,11 @@ class InputRange(nn.Module):
         self.register_buffer("high", torch.full((width,), UNBOUNDED))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Clip ``x`` column by column."""
-        # maximum and minimum, not clamp: ONNX's Clip takes scalar bounds only.
-        return torch.minimum(torch.maximum(x, self.low), self.high)
+        """Clip ``x`` column by column; in training, pass it on."""
+        # Ranges are fitted after training: a training step has none to apply.
+        if self.training:
+            return x
+        return torch.clamp(x, self.low, self.high)
 
     @torch.no_grad()
     def set_range(self, low: torch.Tensor, high: torch.Tensor) -> None:

@@ -17,6 +17,7 @@ from skae import (
     VariationalAutoencoder,
     register_onnx_converters,
 )
+from skae._networks import linear_paths
 
 onnxruntime = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -146,3 +147,18 @@ def test_without_skl2onnx_the_message_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "skl2onnx", None)
     with pytest.raises(ImportError, match=r'pip install "skae\[onnx\]"'):
         register_onnx_converters()
+
+
+def test_codes_of_rows_beyond_the_training_range_match_transform(digits_rows):
+    """The residual's clipping of its input is part of the exported graph."""
+    X, _ = digits_rows
+    model = fitted(AutoencoderTransformer(4, **SMALL), X)
+    far = (X[:20] * 5 - 40).astype(np.float32)
+    onnx_model = skl2onnx.to_onnx(model, far[:1])
+    np.testing.assert_allclose(
+        run(onnx_model, far)[0], model.transform(far), rtol=TOLERANCE, atol=TOLERANCE
+    )
+    unclipped = model.transform(far)
+    for path in linear_paths(model._network):
+        path.input_range.unbound()
+    assert not np.allclose(model.transform(far), unclipped, atol=1e-3)
