@@ -315,18 +315,16 @@ def fit_input_ranges(network: AutoencoderNet, X: Rows) -> None:
     for path in paths:
         path.input_range.unbound()
     network.eval()
-    lows: list[torch.Tensor | None] = [None, None]
-    highs: list[torch.Tensor | None] = [None, None]
+    # Per residual, each batch's column minima and maxima.
+    extremes: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
     for start, stop in batch_bounds(X.shape[0], INFERENCE_BATCH_SIZE):
         rows = X[start:stop]
-        for index, inputs in enumerate((rows, network.code_path()(rows))):
-            low, high = inputs.amin(dim=0), inputs.amax(dim=0)
-            if lows[index] is not None:
-                low = torch.minimum(low, lows[index])
-                high = torch.maximum(high, highs[index])
-            lows[index], highs[index] = low, high
-    for path, low, high in zip(paths, lows, highs, strict=True):
-        path.input_range.set_range(low, high)
+        residual_inputs = (rows, network.code_path()(rows))
+        for found, inputs in zip(extremes, residual_inputs, strict=True):
+            found.append(torch.stack([inputs.amin(dim=0), inputs.amax(dim=0)]))
+    for path, found in zip(paths, extremes, strict=True):
+        bounds = torch.stack(found)
+        path.input_range.set_range(bounds[:, 0].amin(dim=0), bounds[:, 1].amax(dim=0))
 
 
 # Layers whose weights with_linear_path zeroes, the last of each network.

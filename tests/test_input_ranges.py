@@ -36,11 +36,16 @@ def fitted():
     return model, X
 
 
-def unbounded_copy(model, tmp_path):
-    """The same fitted model with its residuals reading every input unclipped."""
+def reloaded(model, tmp_path):
+    """A copy of the model, through a model file."""
     path = tmp_path / "model.safetensors"
     save(model, path)
-    copy = load(path)
+    return load(path)
+
+
+def unbounded_copy(model, tmp_path):
+    """The same fitted model with its residuals reading every input unclipped."""
+    copy = reloaded(model, tmp_path)
     for linear_path in linear_paths(copy._network):
         linear_path.input_range.unbound()
     return copy
@@ -111,8 +116,7 @@ def test_warm_start_fits_the_ranges_again_and_partial_fit_drops_them():
 @pytest.mark.parametrize("end", ["low", "high"])
 def test_file_with_crossed_bounds_is_refused(fitted, tmp_path, end):
     model, _ = fitted
-    path = tmp_path / "model.safetensors"
-    edited = load_saved(model, path)
+    edited = reloaded(model, tmp_path)
     input_range = linear_paths(edited._network)[1].input_range
     low, high = input_range.low.clone(), input_range.high.clone()
     with torch.no_grad():
@@ -120,11 +124,7 @@ def test_file_with_crossed_bounds_is_refused(fitted, tmp_path, end):
             input_range.low.copy_(high + 1)
         else:
             input_range.high.copy_(low - 1)
+    path = tmp_path / "edited.safetensors"
     save(edited, path)
     with pytest.raises(ValueError, match="low bound above its high one"):
         load(path)
-
-
-def load_saved(model, path):
-    save(model, path)
-    return load(path)
